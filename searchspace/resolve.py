@@ -1,0 +1,99 @@
+"""Turn a genotype into concrete block instances: scaling applied, channels and sizes traced.
+
+This is the one place where width/depth/resolution scaling and shape arithmetic happen; the
+validator (shape errors), the builder, the ``nas show`` table and the cost model all read it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from searchspace.blocks import FAMILIES, BlockArgs
+from searchspace.errors import GenotypeError
+from searchspace.genotype import Genotype
+from searchspace.layers import make_divisible
+from searchspace.stems import HEAD_CHANNEL_PARAMS, STEM_CHANNEL_PARAMS, stem_output_size
+
+
+@dataclass(frozen=True)
+class ResolvedBlock:
+    """One block instance: where it came from, its arguments and its input/output map sizes."""
+
+    path: str
+    stage: int
+    type: str
+    args: BlockArgs
+    in_size: int
+    out_size: int
+
+
+@dataclass(frozen=True)
+class ResolvedNetwork:
+    in_channels: int
+    resolution: int
+    stem_type: str
+    stem: dict
+    stem_size: int
+    blocks: tuple[ResolvedBlock, ...]
+    head: dict
+    final_channels: int
+    final_size: int
+
+
+def scale_channels(channels: int, width: float, divisor: int) -> int:
+    """Channels under a width multiplier: unchanged at 1.0, else ``make_divisible(c * w, divisor)``."""
+    return channels if width == 1.0 else make_divisible(channels * width, divisor)
+
+
+def scale_repeats(repeat: int, depth: float) -> int:
+    """Repeats under a depth multiplier: ``ceil(repeat * depth)``."""
+    return repeat if depth == 1.0 else int(math.ceil(repeat * depth))
+
+
+def with_scaling(genotype: Genotype, width: float | None = None, depth: float | None = None,
+                 resolution: int | None = None) -> Genotype:
+    """A copy of ``genotype`` whose scaling fields are replaced by the given (non-None) values."""
+    scaling = dict(genotype.scaling)
+    for key, value in (("width", width), ("depth", depth), ("resolution", resolution)):
+        if value is not None:
+            scaling[key] = value
+    return replace(genotype, scaling=scaling)
+
+
+def resolve(genotype: Genotype, in_channels: int | None = None) -> ResolvedNetwork:
+    """Apply scaling and trace channels and map sizes; raise GenotypeError on impossible shapes."""
+    width, depth = genotype.scaling["width"], genotype.scaling["depth"]
+    divisor = genotype.scaling["divisor"]
+    resolution = genotype.resolution
+    in_ch = in_channels or genotype.input["channels"]
+
+    def channels(params: dict, names: tuple[str, ...]) -> dict:
+        return {k: (scale_channels(v, width, divisor) if k in names and v else v) for k, v in params.items()}
+
+    stem = channels(genotype.stem, STEM_CHANNEL_PARAMS)
+    size = stem_output_size(genotype.stem_type, stem, resolution)
+    channels_now = stem["out"]
+    stem_size = size
+    blocks: list[ResolvedBlock] = []
+    for s, stage in enumerate(genotype.stages):
+        for j, spec in enumerate(stage):
+            path = f"stages[{s}].blocks[{j}]"
+            family = FAMILIES[spec.type]
+            params = channels(spec.params, family.channel_params)
+            out = scale_channels(spec.out, width, divisor)
+            for r in range(scale_repeats(spec.repeat, depth)):
+                stride = spec.stride if r == 0 else 1
+                if stride > 1 and size < 2:
+                    raise GenotypeError(
+                        f"{path}.stride",
+                        f"{stride} reduces the {size}x{size} feature map below 1x1 at resolution "
+                        f"{resolution}; use stride 1 here or a larger resolution")
+                args = BlockArgs(in_ch=channels_now, out=out, stride=stride, params=params)
+                family.check(args, path)
+                out_size = family.output_size(size, stride)
+                blocks.append(ResolvedBlock(path, s, spec.type, args, size, out_size))
+                size, channels_now = out_size, out
+    head = channels(genotype.head, HEAD_CHANNEL_PARAMS)
+    return ResolvedNetwork(in_ch, resolution, genotype.stem_type, stem, stem_size, tuple(blocks), head,
+                           channels_now, size)
