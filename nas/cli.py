@@ -1,0 +1,42 @@
+"""The ``nas`` command line. Each sub-command lives in ``nas/commands/<name>.py``.
+
+A command module defines ``register(subparsers)``, which adds its parser and sets ``func`` to a
+function ``(args) -> int``. Heavy imports (optuna, ray, onnx) happen inside those functions so that
+``nas --help`` stays fast. User errors (:class:`searchspace.NasError`) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from searchspace.errors import NasError
+
+COMMAND_MODULES = ("zoo", "show")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nas", description="Latency-aware neural architecture search.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"nas.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``nas`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NasError as err:
+        print(f"nas {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nas {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

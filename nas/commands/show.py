@@ -1,0 +1,100 @@
+"""``nas show GENOTYPE``: the stage table of a genotype (blocks, channels, strides, sizes) and totals."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_scaling_arguments(p: argparse.ArgumentParser) -> None:
+    """--width/--depth/--resolution/--num-classes, shared by commands that build a genotype."""
+    p.add_argument("--width", type=float, help="replace the width multiplier")
+    p.add_argument("--depth", type=float, help="replace the depth multiplier")
+    p.add_argument("--resolution", type=int, help="replace the input resolution")
+    p.add_argument("--num-classes", type=int, help="classifier outputs (default: the genotype's)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("show", help="show a genotype's stage table and totals",
+                       description="Show a genotype (path, YAML text or zoo:NAME): per stage the block "
+                                   "types, repeats, channels, strides and output sizes; params and MACs.")
+    p.add_argument("genotype", help="genotype file, YAML text or zoo:NAME")
+    add_scaling_arguments(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def load_scaled(args: argparse.Namespace):
+    """The genotype named on the command line with the scaling flags applied (validated)."""
+    from searchspace import load_genotype, parse_genotype, with_scaling
+
+    genotype = with_scaling(load_genotype(args.genotype), args.width, args.depth, args.resolution)
+    if args.num_classes is not None:
+        genotype.head["num_classes"] = args.num_classes
+    return parse_genotype(genotype.to_dict())
+
+
+def run(args: argparse.Namespace) -> int:
+    from predictors.cost import part_costs
+    from searchspace import build, resolve
+
+    genotype = load_scaled(args)
+    net = resolve(genotype)
+    model = build(genotype)
+    parts = part_costs(model, genotype.resolution, net.in_channels)
+    stages = []
+    for s, _ in enumerate(genotype.stages):
+        blocks = [b for b in net.blocks if b.stage == s]
+        types = []
+        for b in blocks:
+            if not types or types[-1][0] != b.type:
+                types.append([b.type, 0])
+            types[-1][1] += 1
+        stages.append({
+            "stage": s,
+            "blocks": ", ".join(f"{t} x{n}" for t, n in types),
+            "repeats": len(blocks),
+            "in": blocks[0].args.in_ch,
+            "out": blocks[-1].args.out,
+            "stride": max(b.args.stride for b in blocks),
+            "out_size": blocks[-1].out_size,
+            "params": parts[s + 1].params,
+            "macs": parts[s + 1].macs,
+        })
+    total_params = sum(p.params for p in parts)
+    total_macs = sum(p.macs for p in parts)
+    summary = {
+        "name": genotype.name, "hash": genotype.hash(), "params": total_params, "macs": total_macs,
+        "resolution": genotype.resolution, "width": genotype.scaling["width"],
+        "depth": genotype.scaling["depth"], "num_classes": genotype.head["num_classes"],
+        "stem": {"type": genotype.stem_type, "out": net.stem["out"], "out_size": net.stem_size,
+                 "params": parts[0].params, "macs": parts[0].macs},
+        "stages": stages,
+        "head": {"params": parts[-1].params, "macs": parts[-1].macs},
+    }
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    _print_table(summary)
+    return 0
+
+
+def _print_table(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    title = (f"{summary['name']}  ({summary['hash']})  resolution {summary['resolution']}  "
+             f"width {summary['width']:g}  depth {summary['depth']:g}")
+    table = Table("stage", "blocks", "in", "out", "stride", "output", "params", "MACs", title=title)
+    stem = summary["stem"]
+    table.add_row("stem", stem["type"], "", str(stem["out"]), "", f"{stem['out_size']}x{stem['out_size']}",
+                  f"{stem['params']:,}", f"{stem['macs'] / 1e6:,.1f}M")
+    for s in summary["stages"]:
+        table.add_row(str(s["stage"]), s["blocks"], str(s["in"]), str(s["out"]), str(s["stride"]),
+                      f"{s['out_size']}x{s['out_size']}", f"{s['params']:,}", f"{s['macs'] / 1e6:,.1f}M")
+    head = summary["head"]
+    table.add_row("head", "", "", str(summary["num_classes"]), "", "", f"{head['params']:,}",
+                  f"{head['macs'] / 1e6:,.1f}M")
+    table.add_row("total", "", "", "", "", "", f"{summary['params']:,}", f"{summary['macs'] / 1e6:,.1f}M",
+                  style="bold")
+    Console().print(table)
