@@ -26,7 +26,7 @@ PARAMS = (
     Param("se_divisor", int, 8, "SE width rounded to a multiple of this (1 = floor, at least 1)",
           choices=(1, 4, 8)),
     Param("se_act", str, "relu", "activation inside the SE module", choices=ACTIVATIONS),
-    Param("gate", str, "sigmoid", "SE gate", choices=GATES, search=("sigmoid", "hsigmoid")),
+    Param("gate", str, "sigmoid", "SE gate", choices=GATES),
     Param("act", str, "relu", "activation after expand and depthwise convs", choices=ACTIVATIONS,
           search=("relu", "hswish", "swish")),
     Param("fused", bool, False, "fuse expand + depthwise into one kxk conv (Fused-MBConv)"),

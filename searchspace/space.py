@@ -1,0 +1,167 @@
+"""The searchable space: per stage a block family and its parameters, sampled define-by-run.
+
+A MobileNetV3 / MnasNet style factorized hierarchical space: a fixed stem and head, stages with
+fixed strides, and per stage a choice of block family (any registered family), output width,
+repeats and the family's own parameters (the values each family declares in ``Param.search``,
+restricted or widened by the config). ``Space.sample(trial)`` asks an Optuna trial (or anything
+with ``suggest_categorical``) and always returns a valid :class:`Genotype`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from searchspace.blocks import FAMILIES
+from searchspace.errors import GenotypeError
+from searchspace.genotype import FORMAT, Genotype, parse_genotype
+from searchspace.params import fmt_choices
+
+
+class TrialLike(Protocol):
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+
+
+@dataclass
+class StageChoice:
+    """What one stage may be: stride fixed, the rest chosen."""
+
+    stride: int
+    out: list[int]
+    repeat: list[int]
+    types: list[str]
+
+
+@dataclass
+class SpaceConfig:
+    """Plain-data description of a space (the ``space:`` section of a search config)."""
+
+    stages: list[StageChoice]
+    stem: dict[str, Any] = field(default_factory=lambda: {"type": "conv", "out": 16, "stride": 2, "act": "hswish"})
+    head: dict[str, Any] = field(default_factory=lambda: {"conv": 960, "hidden": 1280, "act": "hswish",
+                                                          "dropout": 0.2})
+    params: dict[str, dict[str, list]] = field(default_factory=dict)
+    resolution: int = 224
+    in_channels: int = 3
+
+
+DEFAULT_STAGES = (
+    (1, [16], [1]),
+    (2, [24, 32], [1, 2, 3]),
+    (2, [40, 48], [1, 2, 3]),
+    (2, [80, 96], [1, 2, 3, 4]),
+    (1, [112, 128], [1, 2, 3]),
+    (2, [160, 192], [1, 2, 3]),
+)
+
+
+def default_space_config(types: list[str] | None = None) -> SpaceConfig:
+    """The default space: six stages, every registered block family allowed in every stage."""
+    types = list(types or FAMILIES)
+    return SpaceConfig(stages=[StageChoice(s, list(o), list(r), list(types)) for s, o, r in DEFAULT_STAGES])
+
+
+class RandomTrial:
+    """A stand-in for an Optuna trial that samples uniformly with a seeded ``random.Random``."""
+
+    def __init__(self, rng: random.Random | int | None = None) -> None:
+        self.rng = rng if isinstance(rng, random.Random) else random.Random(rng)
+        self.params: dict[str, Any] = {}
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        self.params[name] = self.rng.choice(list(choices))
+        return self.params[name]
+
+
+class Space:
+    """A searchable space built from a :class:`SpaceConfig`."""
+
+    def __init__(self, config: SpaceConfig) -> None:
+        self.config = config
+        self.family_values = {name: self._values(name) for name in self._used_types()}
+
+    def _used_types(self) -> list[str]:
+        seen: list[str] = []
+        for i, stage in enumerate(self.config.stages):
+            for t in stage.types:
+                if t not in FAMILIES:
+                    raise GenotypeError(f"space.stages[{i}].types", f"{t} is not one of {fmt_choices(tuple(FAMILIES))}")
+                if t not in seen:
+                    seen.append(t)
+        return seen
+
+    def _values(self, family_name: str) -> dict[str, list]:
+        """Searchable values per parameter of a family: declared ``search`` values, config overrides."""
+        family = FAMILIES[family_name]
+        overrides = self.config.params.get(family_name, {})
+        values = {p.name: list(p.search) for p in family.params if p.search is not None}
+        for name, choices in overrides.items():
+            path = f"space.params.{family_name}.{name}"
+            if name not in family.param_index:
+                raise GenotypeError(path, f"unknown parameter; {family_name} has {', '.join(family.param_index)}")
+            if not isinstance(choices, list) or not choices:
+                choices = [choices]
+            values[name] = [family.param(name).check(v, f"{path}[{k}]") for k, v in enumerate(choices)]
+        return values
+
+    def sample(self, trial: TrialLike) -> Genotype:
+        """Sample one genotype, asking ``trial`` define-by-run (parameter names are stable)."""
+        stages = []
+        channels = self.config.stem["out"]
+        for i, stage in enumerate(self.config.stages):
+            block_type = trial.suggest_categorical(f"s{i}_type", stage.types)
+            if block_type == "shuffle" and stage.stride == 1:
+                out = channels  # a stride-1 shuffle unit splits channels: out must equal in
+            else:
+                out = trial.suggest_categorical(f"s{i}_out", stage.out)
+            repeat = trial.suggest_categorical(f"s{i}_repeat", stage.repeat)
+            block: dict[str, Any] = {"type": block_type, "repeat": repeat, "out": out, "stride": stage.stride}
+            for name, choices in self.family_values[block_type].items():
+                block[name] = trial.suggest_categorical(f"s{i}_{block_type}_{name}", choices)
+            stages.append({"blocks": [block]})
+            channels = out
+        raw = {
+            "format": FORMAT,
+            "name": "candidate",
+            "input": {"channels": self.config.in_channels, "resolution": self.config.resolution},
+            "stem": dict(self.config.stem),
+            "stages": stages,
+            "head": dict(self.config.head),
+        }
+        return parse_genotype(raw)
+
+    def random_genotype(self, rng: random.Random | int | None = None) -> Genotype:
+        """A uniformly sampled genotype (seeded)."""
+        return self.sample(RandomTrial(rng))
+
+    def size(self) -> int:
+        """Number of distinct genotypes in the space."""
+        total = 1
+        for stage in self.config.stages:
+            per_stage = 0
+            for t in stage.types:
+                outs = 1 if (t == "shuffle" and stage.stride == 1) else len(stage.out)
+                combos = math.prod(len(v) for v in self.family_values[t].values())
+                per_stage += outs * len(stage.repeat) * combos
+            total *= per_stage
+        return total
+
+    def encode(self, genotype: Genotype) -> list[float]:
+        """A fixed-length feature vector of a single-entry-per-stage genotype (for predictors)."""
+        types = list(FAMILIES)
+        features: list[float] = []
+        for stage in genotype.stages:
+            block = stage[0]
+            features += [1.0 if block.type == t else 0.0 for t in types]
+            features += [float(block.out), float(sum(b.repeat for b in stage)), float(block.stride)]
+            for key in ("kernel", "expand", "se"):
+                value = block.params.get(key)
+                features.append(float(value) if isinstance(value, (int, float)) and value is not None else 0.0)
+        return features
+
+
+def default_space(types: list[str] | None = None) -> Space:
+    """The default search space (all registered families unless ``types`` restricts them)."""
+    return Space(default_space_config(types))
