@@ -13,7 +13,7 @@ import sys
 
 from searchspace.errors import NasError
 
-COMMAND_MODULES = ("zoo", "show")
+COMMAND_MODULES = ("zoo", "show", "search")
 
 
 def build_parser() -> argparse.ArgumentParser:

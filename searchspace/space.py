@@ -165,3 +165,65 @@ class Space:
 def default_space(types: list[str] | None = None) -> Space:
     """The default search space (all registered families unless ``types`` restricts them)."""
     return Space(default_space_config(types))
+
+
+SPACE_KEYS = ("types", "stages", "stem", "head", "params", "resolution", "in_channels")
+
+
+def _int_list(value: Any, path: str) -> list[int]:
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+        raise GenotypeError(path, f"{value!r} is not a positive integer or a non-empty list of them")
+    return values
+
+
+def space_from_dict(raw: dict[str, Any]) -> Space:
+    """A Space from the ``space:`` section of a search config (every key optional).
+
+    ``types`` restricts the families of every stage; ``stages`` replaces the stage list (each with
+    ``stride``, ``out``, ``repeat``, optional ``types``); ``params`` restricts or widens a family's
+    searched values (``params: {mbconv: {kernel: [3, 5]}}``); ``stem``/``head`` replace the fixed parts.
+    """
+    if not isinstance(raw, dict):
+        raise GenotypeError("space", "expected a mapping")
+    for key in raw:
+        if key not in SPACE_KEYS:
+            raise GenotypeError(f"space.{key}", f"unknown key; allowed keys are {', '.join(SPACE_KEYS)}")
+    types = raw.get("types")
+    if types is not None:
+        if not isinstance(types, list) or not types:
+            raise GenotypeError("space.types", "expected a non-empty list of block types")
+        for t in types:
+            if t not in FAMILIES:
+                raise GenotypeError("space.types", f"{t} is not one of {fmt_choices(tuple(FAMILIES))}")
+    config = default_space_config(types)
+    if "stages" in raw:
+        if not isinstance(raw["stages"], list) or not raw["stages"]:
+            raise GenotypeError("space.stages", "expected a non-empty list of stages")
+        config.stages = []
+        for i, stage in enumerate(raw["stages"]):
+            path = f"space.stages[{i}]"
+            if not isinstance(stage, dict):
+                raise GenotypeError(path, "expected a mapping with stride, out, repeat and optional types")
+            for key in stage:
+                if key not in ("stride", "out", "repeat", "types"):
+                    raise GenotypeError(f"{path}.{key}", "unknown key; allowed keys are stride, out, repeat, types")
+            stride = stage.get("stride", 1)
+            if stride not in (1, 2):
+                raise GenotypeError(f"{path}.stride", f"{stride!r} is not one of 1, 2")
+            stage_types = stage.get("types", types or list(FAMILIES))
+            if not isinstance(stage_types, list) or not stage_types:
+                raise GenotypeError(f"{path}.types", "expected a non-empty list of block types")
+            config.stages.append(StageChoice(stride, _int_list(stage.get("out", 32), f"{path}.out"),
+                                             _int_list(stage.get("repeat", 1), f"{path}.repeat"), list(stage_types)))
+    for key in ("stem", "head", "params"):
+        if key in raw:
+            if not isinstance(raw[key], dict):
+                raise GenotypeError(f"space.{key}", "expected a mapping")
+            setattr(config, key, raw[key])
+    for key in ("resolution", "in_channels"):
+        if key in raw:
+            setattr(config, key, _int_list(raw[key], f"space.{key}")[0])
+    space = Space(config)
+    space.random_genotype(0)  # validates stem/head/params by sampling once
+    return space

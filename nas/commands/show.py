@@ -35,10 +35,19 @@ def load_scaled(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    summary = genotype_summary(load_scaled(args))
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    _print_table(summary)
+    return 0
+
+
+def genotype_summary(genotype) -> dict:
+    """Per-stage table rows and totals (params, MACs, sizes) of a genotype, as plain data."""
     from predictors.cost import part_costs
     from searchspace import build, resolve
 
-    genotype = load_scaled(args)
     net = resolve(genotype)
     model = build(genotype)
     parts = part_costs(model, genotype.resolution, net.in_channels)
@@ -61,10 +70,9 @@ def run(args: argparse.Namespace) -> int:
             "params": parts[s + 1].params,
             "macs": parts[s + 1].macs,
         })
-    total_params = sum(p.params for p in parts)
-    total_macs = sum(p.macs for p in parts)
-    summary = {
-        "name": genotype.name, "hash": genotype.hash(), "params": total_params, "macs": total_macs,
+    return {
+        "name": genotype.name, "hash": genotype.hash(), "params": sum(p.params for p in parts),
+        "macs": sum(p.macs for p in parts),
         "resolution": genotype.resolution, "width": genotype.scaling["width"],
         "depth": genotype.scaling["depth"], "num_classes": genotype.head["num_classes"],
         "stem": {"type": genotype.stem_type, "out": net.stem["out"], "out_size": net.stem_size,
@@ -72,14 +80,14 @@ def run(args: argparse.Namespace) -> int:
         "stages": stages,
         "head": {"params": parts[-1].params, "macs": parts[-1].macs},
     }
-    if args.json:
-        print(json.dumps(summary))
-        return 0
-    _print_table(summary)
-    return 0
 
 
-def _print_table(summary: dict) -> None:
+def print_genotype_table(genotype, console=None) -> None:
+    """Print the stage table of ``genotype`` to a rich console (stdout by default)."""
+    _print_table(genotype_summary(genotype), console)
+
+
+def _print_table(summary: dict, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -97,4 +105,4 @@ def _print_table(summary: dict) -> None:
                   f"{head['macs'] / 1e6:,.1f}M")
     table.add_row("total", "", "", "", "", "", f"{summary['params']:,}", f"{summary['macs'] / 1e6:,.1f}M",
                   style="bold")
-    Console().print(table)
+    (console or Console()).print(table)

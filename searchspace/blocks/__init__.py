@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from searchspace.blocks import mbconv
+from searchspace.blocks import basic, bottleneck, ghost, mbconv, osa, shuffle, split_attention
 from searchspace.blocks.base import BlockArgs, BlockFamily
 
 FAMILIES: dict[str, BlockFamily] = {
     family.name: family
     for family in (
         mbconv.FAMILY,
+        basic.FAMILY,
+        bottleneck.FAMILY,
+        split_attention.FAMILY,
+        shuffle.FAMILY,
+        ghost.FAMILY,
+        osa.FAMILY,
     )
 }
 

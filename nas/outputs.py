@@ -1,0 +1,108 @@
+"""What a run leaves behind: trials.csv, pareto.csv, pareto.png, best.yaml and report.md."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from nas.progress import describe
+from searchspace import Genotype, parse_genotype, save_genotype
+
+REFERENCE_NETWORKS = ("mobilenet_v3_small", "mobilenet_v3_large", "shufflenet_v2_x1_0", "ghostnet_100")
+TRIAL_COLUMNS = ("number", "state", "accuracy", "cost", "reward", "epochs", "train_seconds", "cost_seconds",
+                 "params", "hash", "reason", "architecture")
+
+
+def trial_rows(study: optuna.Study) -> list[dict]:
+    """One plain row per trial: params, accuracy, cost, reward, state, reason."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        a = t.user_attrs
+        genotype = a.get("genotype")
+        row = {
+            "number": t.number, "state": t.state.name, "accuracy": a.get("accuracy"), "cost": a.get("cost"),
+            "reward": a.get("reward"), "epochs": a.get("epochs"), "train_seconds": a.get("train_seconds"),
+            "cost_seconds": a.get("cost_seconds"), "params": a.get("params"), "hash": a.get("hash"),
+            "reason": a.get("reason", ""),
+            "architecture": describe(parse_genotype(genotype)) if genotype else "",
+        }
+        row.update({f"param:{k}": v for k, v in sorted(t.params.items())})
+        rows.append(row)
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    columns = list(TRIAL_COLUMNS)
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def pareto_front(rows: list[dict]) -> list[dict]:
+    """Completed trials not dominated in (higher accuracy, lower cost), sorted by cost."""
+    done = [r for r in rows if r["state"] == "COMPLETE" and r["accuracy"] is not None and r["cost"] is not None]
+    front = [r for r in done if not any(
+        o["accuracy"] >= r["accuracy"] and o["cost"] <= r["cost"]
+        and (o["accuracy"] > r["accuracy"] or o["cost"] < r["cost"]) for o in done)]
+    return sorted(front, key=lambda r: r["cost"])
+
+
+def plot_pareto(path: Path, rows: list[dict], front: list[dict], target: float, unit: str,
+                references: dict[str, float]) -> None:
+    """Accuracy vs cost of every completed trial, the front, the target and reference networks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in rows if r["state"] == "COMPLETE" and r["cost"] is not None]
+    scale = 1.0 if unit == "ms" else 1e-6
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter([r["cost"] * scale for r in done], [r["accuracy"] for r in done], s=14, alpha=0.5, label="trials")
+    if front:
+        ax.plot([r["cost"] * scale for r in front], [r["accuracy"] for r in front], "o-", color="C3",
+                label="Pareto front")
+    ax.axvline(target * scale, color="k", linestyle="--", label="target")
+    for name, cost in references.items():
+        ax.axvline(cost * scale, color="grey", linestyle=":", linewidth=1)
+        ax.text(cost * scale, ax.get_ylim()[0], f" {name}", rotation=90, fontsize=7, va="bottom", color="grey")
+    ax.set_xlabel("latency (ms)" if unit == "ms" else "MACs (M)")
+    ax.set_ylabel("proxy accuracy")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_best(path: Path, genotype: Genotype, provenance: dict) -> Path:
+    genotype.provenance = {k: v for k, v in provenance.items() if v is not None and not
+                           (isinstance(v, float) and math.isnan(v))}
+    return save_genotype(genotype, path)
+
+
+def write_report(path: Path, summary: dict, front: list[dict], rows: list[dict], block_table: str) -> None:
+    states: dict[str, int] = {}
+    for r in rows:
+        states[r["state"]] = states.get(r["state"], 0) + 1
+    lines = [f"# Search report: {summary['name']}", ""]
+    lines += [f"- {k}: {v}" for k, v in summary.items() if k != "name"]
+    lines += [f"- trials by state: {', '.join(f'{k} {v}' for k, v in sorted(states.items()))}", ""]
+    lines += ["## Winner", "", "```", block_table.rstrip(), "```", ""]
+    lines += ["## Pareto front", "", "| trial | accuracy | cost | architecture |", "|---|---|---|---|"]
+    lines += [f"| {r['number']} | {r['accuracy']:.4f} | {r['cost']:.4g} | {r['architecture']} |" for r in front]
+    failed = [r for r in rows if r["state"] == "FAIL"]
+    if failed:
+        lines += ["", "## Failed trials", ""] + [f"- trial {r['number']}: {r['reason']}" for r in failed]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]

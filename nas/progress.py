@@ -1,0 +1,68 @@
+"""Live progress of a search on the terminal: trial n of N, best so far, current candidate, time left."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from optuna.trial import TrialState
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def describe(genotype) -> str:
+    """A short one-line description of a genotype: per stage type x repeat, out channels."""
+    parts = []
+    for stage in genotype.stages:
+        b = stage[0]
+        parts.append(f"{b.type}x{sum(x.repeat for x in stage)}:{b.out}")
+    return " ".join(parts)
+
+
+class Progress:
+    """Prints one line when a candidate starts and one when it finishes (to stderr)."""
+
+    def __init__(self, trials: int | None, budget: float | None, unit: str = "ms", stream=None,
+                 quiet: bool = False) -> None:
+        self.trials, self.budget, self.unit = trials, budget, unit
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.start = time.monotonic()
+        self.best: str = "none yet"
+
+    def _left(self, done: int) -> str:
+        elapsed = time.monotonic() - self.start
+        left = []
+        if self.budget is not None:
+            left.append(self.budget - elapsed)
+        if self.trials is not None and done:
+            left.append(elapsed / done * (self.trials - done))
+        return f"~{_clock(min(left))} left" if left else f"{_clock(elapsed)} elapsed"
+
+    def _print(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=self.stream, flush=True)
+
+    def candidate(self, number: int, genotype) -> None:
+        total = f"/{self.trials}" if self.trials else ""
+        self._print(f"[trial {number + 1}{total}] {describe(genotype)}")
+
+    def _fmt_cost(self, cost: float | None) -> str:
+        if cost is None:
+            return "?"
+        return f"{cost:.2f} ms" if self.unit == "ms" else f"{cost / 1e6:.1f}M MACs"
+
+    def finished(self, study, trial) -> None:
+        attrs = trial.user_attrs
+        done = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
+        if trial.state == TrialState.COMPLETE:
+            status = (f"acc {attrs.get('accuracy', float('nan')):.4f}  cost {self._fmt_cost(attrs.get('cost'))}  "
+                      f"reward {trial.values[0]:.4f}")
+            if len(trial.values) == 1 and (study.best_trial.number == trial.number):
+                self.best = f"#{trial.number} {status}"
+        else:
+            status = f"{trial.state.name.lower()}: {attrs.get('reason', '')}"
+        self._print(f"  -> {status} | best {self.best} | {done} done, {self._left(done)}")

@@ -1,0 +1,67 @@
+"""Latency-aware rewards (REFERENCE.md section 3).
+
+- ``mnasnet``: ``ACC * (LAT / T) ** w`` with w = -0.07 on both sides (soft constraint).
+- ``mnasnet-hard``: w = 0 when LAT <= T, w = -1 beyond (hard constraint).
+- ``tunas-abs``: ``ACC + beta * |LAT / T - 1|`` with beta = -0.10.
+- ``pareto``: no scalar reward; accuracy and latency are two objectives (NSGA-II).
+
+``cost`` is whatever the target is measured in: milliseconds for latency targets, MACs for an
+EfficientNet-style search (``ACC * (MACS / T) ** w``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from searchspace.errors import NasError
+
+REWARDS = ("mnasnet", "mnasnet-hard", "tunas-abs", "pareto")
+
+
+@dataclass(frozen=True)
+class Reward:
+    """A reward function with its constants."""
+
+    name: str = "mnasnet"
+    target: float = 20.0
+    alpha: float = -0.07
+    beta: float = -0.07
+
+    def __post_init__(self) -> None:
+        if self.name not in REWARDS:
+            raise NasError(f"reward: {self.name!r} is not one of {', '.join(REWARDS)}")
+        if not self.target > 0:
+            raise NasError(f"target: {self.target} must be > 0")
+
+    @property
+    def multi_objective(self) -> bool:
+        return self.name == "pareto"
+
+    def __call__(self, accuracy: float, cost: float) -> float:
+        """Scalar reward of a candidate (for ``pareto``: the accuracy itself)."""
+        ratio = cost / self.target
+        if self.name == "mnasnet":
+            w = self.alpha if cost <= self.target else self.beta
+            return accuracy * ratio**w
+        if self.name == "mnasnet-hard":
+            return accuracy * (1.0 if cost <= self.target else ratio**-1.0)
+        if self.name == "tunas-abs":
+            return accuracy + self.beta * abs(ratio - 1.0)
+        return accuracy
+
+    def hard_limit(self, factor: float) -> float | None:
+        """Cost above which a candidate is rejected before training (None: never)."""
+        return None if factor <= 0 or math.isinf(factor) else self.target * factor
+
+
+def make_reward(name: str, target: float, weight: float | None = None) -> Reward:
+    """A reward with the published constants; ``weight`` overrides w (mnasnet) or beta (tunas-abs)."""
+    if name == "mnasnet":
+        w = -0.07 if weight is None else weight
+        return Reward(name, target, w, w)
+    if name == "mnasnet-hard":
+        return Reward(name, target, 0.0, -1.0)
+    if name == "tunas-abs":
+        return Reward(name, target, 0.0, -0.10 if weight is None else weight)
+    return Reward(name, target)
