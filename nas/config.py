@@ -17,30 +17,13 @@ from typing import Any
 
 import yaml
 
+from predictors.proxy import ProxyConfig
 from searchspace.errors import NasError
 
 LATENCY_SOURCES = ("measure", "lut", "predictor")
 BACKENDS = ("local", "ray")
 PRUNERS = ("median", "halving", "none")
 OBJECTIVES = ("latency", "macs")
-
-
-@dataclass
-class ProxySettings:
-    """Proxy training of each candidate (see predictors.proxy.ProxyConfig)."""
-
-    dataset: str = "fashion-mnist"
-    data_dir: str | None = None
-    resolution: int = 32
-    width: float = 1.0
-    epochs: int = 2
-    subset: int = 4000
-    val_subset: int = 1000
-    batch_size: int = 128
-    lr: float = 0.05
-    seed: int = 0
-    threads: int | None = None
-    device: str = "cpu"
 
 
 @dataclass
@@ -73,7 +56,7 @@ class SearchConfig:
     workers: int = 2
     max_failures: int = 5
     seed: int = 0
-    proxy: ProxySettings = field(default_factory=ProxySettings)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
     space: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -257,5 +240,6 @@ def check_config(config: SearchConfig) -> None:
         raise NasError(f"workers: {config.workers} must be >= 1")
     if config.population < 2 or not 1 <= config.tournament <= config.population:
         raise NasError(f"tournament: {config.tournament} must be between 1 and population ({config.population})")
-    if config.proxy.epochs < 1 or config.proxy.subset < 1 or config.proxy.batch_size < 1:
-        raise NasError("proxy: epochs, subset and batch_size must be >= 1")
+    from predictors.proxy import _check_config as check_proxy
+
+    check_proxy(config.proxy)

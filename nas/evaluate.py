@@ -79,7 +79,7 @@ def evaluate(genotype: Genotype, config: SearchConfig, cost_source: CostSource,
     ``report(epoch, accuracy)`` is called after each proxy epoch (pruners raise from it);
     ``on_cost(cost)`` is called as soon as the cost is known, before training.
     """
-    from predictors.proxy import ProxyConfig, train_proxy
+    from predictors.proxy import train_proxy
 
     reward = reward_of(config)
     start = time.perf_counter()
@@ -90,8 +90,7 @@ def evaluate(genotype: Genotype, config: SearchConfig, cost_source: CostSource,
     limit = reward.hard_limit(config.reject_factor) if config.reward == "mnasnet-hard" else None
     if limit is not None and cost > limit:
         raise Rejected(f"cost {cost:.4g} is over {config.reject_factor:g} x target {config.target:.4g}")
-    proxy = ProxyConfig(**vars(config.proxy))
-    result = train_proxy(genotype, proxy, report=report)
+    result = train_proxy(genotype, config.proxy, report=report)
     if not math.isfinite(result.accuracy):
         raise NasError(f"proxy accuracy is {result.accuracy}")
     return CandidateResult(

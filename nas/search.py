@@ -50,7 +50,16 @@ def prepare_run(config: SearchConfig) -> Run:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     storage = config.storage or f"sqlite:///{db}"
-    return Run(config, folder, storage, space_from_dict(config.space))
+    space = space_from_dict(config.space)
+    space.config.head["num_classes"] = dataset_classes(config)
+    return Run(config, folder, storage, space)
+
+
+def dataset_classes(config: SearchConfig) -> int:
+    """Load the proxy dataset once up front (a bad --proxy-data-dir fails before any trial)."""
+    from predictors.datasets import load_dataset
+
+    return load_dataset(config.proxy.dataset_spec()).num_classes
 
 
 def create_study(run: Run) -> optuna.Study:

@@ -65,6 +65,18 @@ class ConvBNAct(nn.Sequential):
         )
 
 
+class SeparableConvBNAct(nn.Sequential):
+    """Depthwise kxk + pointwise 1x1 (no norm between), BN, act: timm's SeparableConvNormAct."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, act: str = "relu") -> None:
+        super().__init__(
+            nn.Conv2d(in_ch, in_ch, 3, stride, 1, groups=in_ch, bias=False),
+            nn.Conv2d(in_ch, out_ch, 1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            activation(act),
+        )
+
+
 class SqueezeExcite(nn.Module):
     """Squeeze-and-excitation: pool, 1x1 conv (bias) + act, 1x1 conv (bias) + gate, scale."""
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from torch import nn
 
 from searchspace.blocks.base import conv_output_size
-from searchspace.layers import ACTIVATIONS, ConvBNAct, activation
+from searchspace.layers import ACTIVATIONS, ConvBNAct, SeparableConvBNAct, activation
 from searchspace.params import Param
 
 STEM_PARAMS: dict[str, tuple[Param, ...]] = {
@@ -54,18 +54,6 @@ def stem_output_size(stem_type: str, params: dict, size: int) -> int:
         size = conv_output_size(size, params["stride"])
         return conv_output_size(size, 2) if params["pool"] == "max" else size
     return conv_output_size(conv_output_size(size, 2), 2)
-
-
-class SeparableConvBNAct(nn.Sequential):
-    """Depthwise kxk + pointwise 1x1 (no norm between), BN, act: timm's SeparableConvNormAct."""
-
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, act: str = "relu") -> None:
-        super().__init__(
-            nn.Conv2d(in_ch, in_ch, 3, stride, 1, groups=in_ch, bias=False),
-            nn.Conv2d(in_ch, out_ch, 1, bias=False),
-            nn.BatchNorm2d(out_ch),
-            activation(act),
-        )
 
 
 def build_stem(stem_type: str, params: dict, in_ch: int) -> nn.Module:

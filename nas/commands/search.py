@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from nas.config import HELP, ProxySettings, SearchConfig
+from nas.config import HELP, SearchConfig
+from predictors.proxy import ProxyConfig
 
 PROXY_HELP = {
     "dataset": "proxy dataset: fashion-mnist (default), cifar10, cifar100, imagefolder, synthetic",
@@ -20,6 +21,13 @@ PROXY_HELP = {
     "seed": "seed of data order and initialisation",
     "threads": "torch threads for proxy training (default: all)",
     "device": "cpu or cuda",
+    "val_fraction": "hold-out fraction of the training split for validation (0: use the test split)",
+    "optimizer": "sgd (Nesterov) or adamw",
+    "weight_decay": "weight decay (not on norms and biases)",
+    "label_smoothing": "label smoothing",
+    "channels_last": "NHWC memory format",
+    "bn_images": "training images used to re-estimate BatchNorm statistics before evaluation",
+    "download": "download the dataset if missing (fashion-mnist, cifar10/100)",
 }
 
 
@@ -45,10 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             continue
         p.add_argument(_flag(f.name), dest=f.name, default=None, metavar=f.name.upper().replace("_", "-"),
                        help=f"{HELP[f.name]} (default: {getattr(defaults, f.name)})")
-    for f in dataclasses.fields(ProxySettings):
+    for f in dataclasses.fields(ProxyConfig):
         p.add_argument(_flag("proxy_" + f.name), dest="proxy." + f.name, default=None,
                        metavar=f.name.upper().replace("_", "-"),
-                       help=f"{PROXY_HELP[f.name]} (default: {getattr(ProxySettings(), f.name)})")
+                       help=f"{PROXY_HELP.get(f.name, 'proxy training setting')} (default: {getattr(ProxyConfig(), f.name)})")
+    p.add_argument("--data", dest="proxy.data_dir", default=None, metavar="DIR",
+                   help="dataset folder (same as --proxy-data-dir)")
     p.set_defaults(func=run)
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from searchspace.blocks.base import BlockArgs, BlockFamily, require
-from searchspace.layers import ACTIVATIONS, ConvBNAct, activation
+from searchspace.layers import ACTIVATIONS, ConvBNAct, SeparableConvBNAct
 from searchspace.params import Param
 
 PARAMS = (
@@ -49,21 +49,6 @@ def check(args: BlockArgs, path: str) -> None:
                 f"in {args.in_ch}, out {args.out}; use residual: false")
 
 
-class SeparableConvBNAct(nn.Sequential):
-    """Depthwise 3x3 + pointwise 1x1 (no norm between), BN, act (timm SeparableConvNormAct).
-
-    Same as ``stems.SeparableConvBNAct``; kept here because stems imports the blocks package.
-    """
-
-    def __init__(self, in_ch: int, out_ch: int, act: str) -> None:
-        super().__init__(
-            nn.Conv2d(in_ch, in_ch, 3, 1, 1, groups=in_ch, bias=False),
-            nn.Conv2d(in_ch, out_ch, 1, bias=False),
-            nn.BatchNorm2d(out_ch),
-            activation(act),
-        )
-
-
 class EffectiveSE(nn.Module):
     """eSE: global average pool, one 1x1 conv with bias, hard-sigmoid gate, scale."""
 
@@ -87,7 +72,7 @@ class OsaBlock(nn.Module):
         width = mid if reduce else in_ch
         for _ in range(args["layers"]):
             if args["depthwise"]:
-                layers.append(SeparableConvBNAct(width, mid, act))
+                layers.append(SeparableConvBNAct(width, mid, act=act))
             else:
                 layers.append(ConvBNAct(width, mid, 3, act=act))
             width = mid

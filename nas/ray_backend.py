@@ -1,0 +1,136 @@
+"""Running the search's trials on a Ray cluster through Ray Tune.
+
+Ray Tune's ``OptunaSearch`` asks the same strategy sampler and the same define-by-run space as the
+local backend; an ASHA scheduler stops weak candidates by their per-epoch proxy reward. Finished
+Tune trials are copied into the run's Optuna study, so the outputs (best.yaml, trials.csv, ...) are
+the same as for a local search.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from nas.evaluate import CostSource, Rejected, evaluate, reward_of
+from nas.search import REASON, Run
+from nas.strategies import make_sampler
+from searchspace.errors import NasError
+
+
+class RecordingTrial:
+    """Replays fixed params through ``Space.sample`` and records each parameter's choices."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+        self.distributions: dict[str, CategoricalDistribution] = {}
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        self.distributions[name] = CategoricalDistribution(list(choices))
+        return self.params[name]
+
+
+def _trainable(params: dict[str, Any], run: Run) -> None:
+    """One Tune trial: rebuild the genotype from its params, score it, report per epoch."""
+    from ray import tune
+
+    genotype = run.space.sample(RecordingTrial(params))
+    cfg = run.config
+    if cfg.proxy.threads is None:
+        cfg.proxy.threads = 1
+    reward = reward_of(cfg)
+    state: dict[str, float] = {}
+
+    def on_cost(cost: float) -> None:
+        state["cost"] = cost
+
+    def report(epoch: int, accuracy: float) -> None:
+        tune.report({"epoch": epoch, "accuracy": accuracy, "cost": state["cost"],
+                     "reward": reward(accuracy, state["cost"]), "done_training": False})
+
+    try:
+        result = evaluate(genotype, cfg, CostSource(cfg), report, on_cost)
+    except Rejected as err:
+        tune.report({"epoch": 0, "reward": -1.0, "cost": state.get("cost", math.nan), "rejected": str(err)})
+        return
+    tune.report({"epoch": result.epochs + 1, "accuracy": result.accuracy, "cost": result.cost,
+                 "reward": result.reward, "done_training": True, "train_seconds": result.train_seconds,
+                 "params": result.params})
+
+
+def run_ray(run: Run, study: optuna.Study, progress) -> str | None:
+    """Run the search's trials with Ray Tune, then record them in ``study``."""
+    try:
+        import ray
+        from ray import tune
+        from ray.tune.schedulers import ASHAScheduler
+        from ray.tune.search import ConcurrencyLimiter
+        from ray.tune.search.optuna import OptunaSearch
+    except ImportError as err:
+        raise NasError(f"backend: ray is not installed ({err}); pip install 'ray[tune]'") from None
+    cfg = run.config
+    if reward_of(cfg).multi_objective:
+        raise NasError("backend: ray runs single-objective rewards; use --backend local for --reward pareto")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    init_args = {"address": cfg.address} if cfg.address else {"num_cpus": cfg.workers, "include_dashboard": False}
+    ray.init(ignore_reinit_error=True, log_to_driver=False, configure_logging=False, **init_args)
+
+    def define(trial: optuna.Trial) -> None:
+        run.space.sample(trial)
+
+    sampler = make_sampler(cfg.strategy, cfg.seed, population=cfg.population, tournament=cfg.tournament)
+    searcher = ConcurrencyLimiter(OptunaSearch(space=define, metric="reward", mode="max", sampler=sampler),
+                                  max_concurrent=cfg.workers)
+    scheduler = ASHAScheduler(time_attr="epoch", metric="reward", mode="max", max_t=cfg.proxy.epochs + 1,
+                              grace_period=1, reduction_factor=2)
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(_trainable, run=run), {"cpu": 1}),
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                    num_samples=cfg.trials or -1, time_budget_s=cfg.budget),
+        run_config=tune.RunConfig(name="tune", storage_path=str((run.folder / "ray").resolve()), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=0)),
+    )
+    results = tuner.fit()
+    n = record_results(study, run, results, progress)
+    ray.shutdown()
+    return f"ray: {n} trials recorded" if n else "ray: no trial finished"
+
+
+def record_results(study: optuna.Study, run: Run, results, progress) -> int:
+    """Copy Tune's finished trials into the Optuna study (complete, pruned or failed, with reasons)."""
+    count = 0
+    for result in results:
+        params = {k: v for k, v in (result.config or {}).items()}
+        if not params:
+            continue
+        recorder = RecordingTrial(params)
+        genotype = run.space.sample(recorder)
+        metrics = result.metrics or {}
+        attrs: dict[str, Any] = {"genotype": genotype.to_dict(with_provenance=False), "hash": genotype.hash(),
+                                 "cost": metrics.get("cost"), "backend": "ray"}
+        value = None
+        if result.error is not None:
+            state = TrialState.FAIL
+            attrs[REASON] = f"{type(result.error).__name__}: {result.error}"[:500]
+        elif metrics.get("rejected"):
+            state = TrialState.PRUNED
+            attrs[REASON] = f"rejected before training: {metrics['rejected']}"
+        elif metrics.get("done_training"):
+            state = TrialState.COMPLETE
+            value = metrics["reward"]
+            attrs.update({k: metrics.get(k) for k in ("accuracy", "reward", "train_seconds", "params")})
+            attrs["epochs"] = metrics["epoch"] - 1
+        else:
+            state = TrialState.PRUNED
+            attrs[REASON] = f"stopped by ASHA after epoch {metrics.get('epoch')}"
+            attrs["accuracy"] = metrics.get("accuracy")
+        trial = optuna.trial.create_trial(state=state, value=value, params=params,
+                                          distributions=recorder.distributions, user_attrs=attrs)
+        study.add_trial(trial)
+        progress.finished(study, study.get_trials(deepcopy=False)[-1])
+        count += 1
+    return count

@@ -1,0 +1,355 @@
+"""Search strategies as Optuna samplers, behind one small contract: ``make_sampler(name, seed)``.
+
+``random``, ``tpe`` and ``nsga2`` are Optuna's own samplers. Two more are written here, both on
+the define-by-run model (the parameters a trial has depend on its earlier choices):
+
+- ``evolution``: regularized evolution (Real et al. 2019). The population is the most recent
+  ``population`` completed trials; the parent is the best of ``tournament`` drawn from it at random;
+  the child copies the parent and changes exactly one parameter (the oldest member leaves the
+  population as the child enters it). Until the population is full, trials are random.
+- ``surrogate``: surrogate-guided evolution. After ``n_startup`` random trials, a Gaussian process
+  on a Hamming / one-hot kernel is fitted to all completed trials; the candidates are every
+  one-parameter mutation of the ``population`` best trials, two-parameter mutations and random
+  points; the unseen candidate of highest expected improvement is the next trial.
+
+Both keep no search state of their own: each trial re-reads the completed trials of the study, so a
+study resumed from RDB storage continues where it stopped. The chosen values are a *plan* made in
+``before_trial``; ``sample_independent`` follows it and samples at random any parameter the plan
+does not have (a branch the parent never took) or whose value no longer fits its distribution.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
+from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler, TPESampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+from scipy.special import ndtr
+
+from searchspace.errors import NasError
+
+STRATEGIES: tuple[str, ...] = ("random", "tpe", "nsga2", "evolution", "surrogate")
+SINGLE_OBJECTIVE_ONLY: tuple[str, ...] = ("surrogate",)
+PARENT_ATTR = "strategy:parent"
+MUTATED_ATTR = "strategy:mutated"
+
+
+def make_sampler(name: str, seed: int | None = None, *, population: int = 10, tournament: int = 3,
+                 n_startup: int = 10, multi_objective: bool = False) -> BaseSampler:
+    """The sampler of strategy ``name``; raises ``NasError`` for an unknown name or a bad setting."""
+    if name not in STRATEGIES:
+        raise NasError(f"strategy: {name!r} is not one of {', '.join(STRATEGIES)}")
+    if population < 2 or tournament < 1 or tournament > population or n_startup < 0:
+        raise NasError(f"strategy: need population >= 2, 1 <= tournament <= population and n_startup >= 0, "
+                       f"got population={population}, tournament={tournament}, n_startup={n_startup}")
+    if multi_objective and name in SINGLE_OBJECTIVE_ONLY:
+        allowed = ", ".join(s for s in STRATEGIES if s not in SINGLE_OBJECTIVE_ONLY)
+        raise NasError(f"strategy: {name!r} is single-objective; for multi-objective use one of {allowed}")
+    if name == "random":
+        return RandomSampler(seed=seed)
+    if name == "tpe":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return TPESampler(seed=seed, n_startup_trials=n_startup, multivariate=True, group=True)
+    if name == "nsga2":
+        return NSGAIISampler(seed=seed, population_size=population)
+    if name == "evolution":
+        return EvolutionSampler(seed=seed, population=population, tournament=tournament)
+    return SurrogateSampler(seed=seed, parents=population, n_startup=max(n_startup, 2))
+
+
+# --- plain helpers over trials and distributions ---------------------------------------------------
+
+def completed_trials(study: Study) -> list[FrozenTrial]:
+    """Completed trials in order of number; failed, pruned and running trials are ignored."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted((t for t in trials if t.values is not None), key=lambda t: t.number)
+
+
+def _signs(study: Study) -> np.ndarray:
+    """+1 per maximised objective, -1 per minimised one: ``values * signs`` is larger-is-better."""
+    return np.array([1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in study.directions])
+
+
+def _dominates(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.all(a >= b) and np.any(a > b))
+
+
+def best_of(trials: Sequence[FrozenTrial], signs: np.ndarray, rng: np.random.RandomState) -> FrozenTrial:
+    """The best trial (single objective) or a random non-dominated one (multi-objective)."""
+    scores = [np.asarray(t.values) * signs for t in trials]
+    if len(signs) == 1:
+        return trials[int(np.argmax([s[0] for s in scores]))]
+    front = [i for i, s in enumerate(scores) if not any(_dominates(o, s) for o in scores)]
+    return trials[front[rng.randint(len(front))]]
+
+
+def _fits(dist: BaseDistribution, value: Any) -> bool:
+    try:
+        return bool(dist._contains(dist.to_internal_repr(value)))
+    except (ValueError, TypeError):
+        return False
+
+
+def _n_values(dist: BaseDistribution) -> float:
+    """How many values ``dist`` holds (``inf`` for a continuous range)."""
+    if isinstance(dist, CategoricalDistribution):
+        return len(dist.choices)
+    if isinstance(dist, FloatDistribution) and dist.step is None:
+        return math.inf if dist.high > dist.low else 1
+    return int(round((dist.high - dist.low) / (dist.step or 1))) + 1
+
+
+def _to_unit(dist: Any, value: float) -> float:
+    low, high, x = float(dist.low), float(dist.high), float(value)
+    if dist.log:
+        low, high, x = math.log(low), math.log(high), math.log(x)
+    return 0.0 if high == low else (x - low) / (high - low)
+
+
+def _from_unit(dist: Any, u: float) -> Any:
+    low, high, u = float(dist.low), float(dist.high), min(max(u, 0.0), 1.0)
+    x = math.exp(math.log(low) + u * (math.log(high) - math.log(low))) if dist.log else low + u * (high - low)
+    step = getattr(dist, "step", None)
+    if step is not None:
+        x = dist.low + round((x - dist.low) / step) * step
+    x = min(max(x, dist.low), dist.high)
+    return int(round(x)) if isinstance(dist, optuna.distributions.IntDistribution) else float(x)
+
+
+def mutate_value(dist: BaseDistribution, value: Any, rng: np.random.RandomState) -> Any:
+    """A value of ``dist`` different from ``value``: another choice, or a Gaussian step in [0, 1] space."""
+    if isinstance(dist, CategoricalDistribution):
+        others = [c for c in dist.choices if c != value]
+        return others[rng.randint(len(others))] if others else value
+    for _ in range(10):
+        new = _from_unit(dist, _to_unit(dist, value) + rng.normal(0.0, 0.25))
+        if new != value:
+            return new
+    return _from_unit(dist, rng.uniform())
+
+
+def mutate(trial: FrozenTrial, rng: np.random.RandomState, n: int = 1) -> tuple[dict[str, Any], list[str]]:
+    """The params of ``trial`` with ``n`` parameters (among those that can change) changed."""
+    params = dict(trial.params)
+    names = [k for k, d in trial.distributions.items() if _n_values(d) > 1]
+    chosen = [names[i] for i in rng.choice(len(names), size=min(n, len(names)), replace=False)]
+    for name in chosen:
+        params[name] = mutate_value(trial.distributions[name], params[name], rng)
+    return params, chosen
+
+
+def params_key(params: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A hashable key of a parameter set, for telling seen points from new ones."""
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
+# --- the plan-following base sampler ----------------------------------------------------------------
+
+class PlanSampler(BaseSampler):
+    """Chooses a full plan of values in ``before_trial``; random for whatever the plan lacks."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._seed = seed
+        self._rng = np.random.RandomState(seed)
+        self._random = RandomSampler(seed=seed)
+        self._plans: dict[int, dict[str, Any]] = {}
+
+    def plan(self, study: Study, trial: FrozenTrial) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(values to follow, system attributes to record on the trial); empty plan = random trial."""
+        raise NotImplementedError
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        values, attrs = self.plan(study, trial)
+        if values:
+            self._plans[trial._trial_id] = values
+        for key, value in attrs.items():
+            study._storage.set_trial_system_attr(trial._trial_id, key, value)
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(self, study: Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return {}
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        planned = self._plans.get(trial._trial_id, {})
+        if param_name in planned and _fits(param_distribution, planned[param_name]):
+            return planned[param_name]
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self._plans.pop(trial._trial_id, None)
+
+    def reseed_rng(self) -> None:
+        self._rng = np.random.RandomState()
+        self._random.reseed_rng()
+
+
+class EvolutionSampler(PlanSampler):
+    """Regularized (ageing) evolution: tournament parent from the last ``population`` trials, one mutation."""
+
+    def __init__(self, seed: int | None = None, population: int = 10, tournament: int = 3) -> None:
+        super().__init__(seed)
+        self.population = population
+        self.tournament = tournament
+
+    def plan(self, study: Study, trial: FrozenTrial) -> tuple[dict[str, Any], dict[str, Any]]:
+        done = completed_trials(study)
+        if len(done) < self.population:
+            return {}, {}
+        alive = done[-self.population:]
+        picked = self._rng.choice(len(alive), size=self.tournament, replace=False)
+        parent = best_of([alive[i] for i in sorted(picked)], _signs(study), self._rng)
+        values, changed = mutate(parent, self._rng)
+        return values, {PARENT_ATTR: parent.number, MUTATED_ATTR: changed}
+
+
+class SurrogateSampler(PlanSampler):
+    """Evolution guided by a Gaussian process: the unseen mutant of highest expected improvement."""
+
+    def __init__(self, seed: int | None = None, parents: int = 10, n_startup: int = 10,
+                 n_random: int = 200, n_double: int = 200) -> None:
+        super().__init__(seed)
+        self.parents = parents
+        self.n_startup = n_startup
+        self.n_random = n_random
+        self.n_double = n_double
+
+    def plan(self, study: Study, trial: FrozenTrial) -> tuple[dict[str, Any], dict[str, Any]]:
+        done = completed_trials(study)
+        if len(done) < self.n_startup:
+            return {}, {}
+        y = np.array([t.values[0] for t in done]) * _signs(study)[0]
+        space = _union_space(done)
+        seen = {params_key(t.params) for t in done}
+        top = [done[i] for i in np.argsort(-y, kind="stable")[: self.parents]]
+        candidates, origin = self._candidates(top, space, seen)
+        if not candidates:
+            values, changed = mutate(top[0], self._rng)
+            return values, {PARENT_ATTR: top[0].number, MUTATED_ATTR: changed}
+        gp = HammingGP.fit(encode([t.params for t in done], space), y)
+        ei = gp.expected_improvement(encode(candidates, space))
+        best = int(np.argmax(ei))
+        return candidates[best], {PARENT_ATTR: origin[best]}
+
+    def _candidates(self, top: list[FrozenTrial], space: dict[str, BaseDistribution],
+                    seen: set) -> tuple[list[dict[str, Any]], list[int]]:
+        """Unseen one-parameter mutants of ``top``, two-parameter mutants and random points."""
+        out: dict[tuple, tuple[dict[str, Any], int]] = {}
+
+        def add(params: dict[str, Any], parent: int) -> None:
+            key = params_key(params)
+            if key not in seen and key not in out:
+                out[key] = (params, parent)
+
+        for t in top:
+            for name, dist in t.distributions.items():
+                values = (dist.choices if isinstance(dist, CategoricalDistribution)
+                          else [mutate_value(dist, t.params[name], self._rng) for _ in range(4)])
+                for v in values:
+                    add({**t.params, name: v}, t.number)
+        for _ in range(self.n_double):
+            t = top[self._rng.randint(len(top))]
+            add(mutate(t, self._rng, n=2)[0], t.number)
+        for _ in range(self.n_random):
+            add({k: _random_value(d, self._rng) for k, d in space.items()}, -1)
+        return [p for p, _ in out.values()], [o for _, o in out.values()]
+
+
+def _random_value(dist: BaseDistribution, rng: np.random.RandomState) -> Any:
+    if isinstance(dist, CategoricalDistribution):
+        return dist.choices[rng.randint(len(dist.choices))]
+    return _from_unit(dist, rng.uniform())
+
+
+def _union_space(trials: Sequence[FrozenTrial]) -> dict[str, BaseDistribution]:
+    """Every parameter any trial has, with its latest distribution (categorical choices merged)."""
+    space: dict[str, BaseDistribution] = {}
+    for t in trials:
+        for name, dist in t.distributions.items():
+            old = space.get(name)
+            if isinstance(dist, CategoricalDistribution) and isinstance(old, CategoricalDistribution):
+                extra = [c for c in old.choices if c not in dist.choices]
+                dist = CategoricalDistribution(list(dist.choices) + extra) if extra else dist
+            space[name] = dist
+    return space
+
+
+def encode(points: Sequence[dict[str, Any]], space: dict[str, BaseDistribution]) -> np.ndarray:
+    """Feature rows: one-hot per categorical, sqrt(2) * [0, 1]-scaled value per number; absent = 0.
+
+    Squared distances are then 2 per differing categorical, so an RBF kernel is a Hamming kernel.
+    """
+    columns: list[tuple[str, Any]] = []
+    for name, dist in space.items():
+        if isinstance(dist, CategoricalDistribution):
+            columns += [(name, c) for c in dist.choices]
+        else:
+            columns += [(name, None)]
+    x = np.zeros((len(points), len(columns)))
+    for i, p in enumerate(points):
+        for j, (name, choice) in enumerate(columns):
+            if name not in p:
+                continue
+            if isinstance(space[name], CategoricalDistribution):
+                x[i, j] = float(p[name] == choice)
+            else:
+                x[i, j] = math.sqrt(2.0) * min(max(_to_unit(space[name], p[name]), 0.0), 1.0)
+    return x
+
+
+class HammingGP:
+    """A zero-mean GP on standardised targets, kernel ``exp(-theta * |x - x'|^2 / 2)``.
+
+    ``theta`` and the noise ratio are chosen on a small grid by marginal likelihood, with the signal
+    variance profiled out; this costs a handful of Cholesky factorisations of an n x n matrix.
+    """
+
+    THETAS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+    NOISES = (1e-4, 1e-2, 1e-1)
+
+    def __init__(self, x: np.ndarray, z: np.ndarray, theta: float, noise: float, y_best: float) -> None:
+        self.x, self.theta, self.y_best = x, theta, y_best
+        k = self._kernel(x, x) + noise * np.eye(len(x))
+        self.chol = np.linalg.cholesky(k)
+        self.alpha = np.linalg.solve(self.chol.T, np.linalg.solve(self.chol, z))
+        self.scale2 = float(z @ self.alpha) / len(z)
+
+    def _kernel(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+        return np.exp(-0.5 * self.theta * np.maximum(d2, 0.0))
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray) -> HammingGP:
+        z = (y - y.mean()) / (y.std() or 1.0)
+        best: tuple[float, HammingGP] | None = None
+        for theta in cls.THETAS:
+            for noise in cls.NOISES:
+                try:
+                    gp = cls(x, z, theta, noise, float(z.max()))
+                except np.linalg.LinAlgError:
+                    continue
+                loglik = -0.5 * len(z) * math.log(max(gp.scale2, 1e-12)) - float(np.log(np.diag(gp.chol)).sum())
+                if best is None or loglik > best[0]:
+                    best = (loglik, gp)
+        assert best is not None, "noise 0.1 keeps the kernel matrix positive definite"
+        return best[1]
+
+    def expected_improvement(self, xs: np.ndarray) -> np.ndarray:
+        ks = self._kernel(xs, self.x)
+        mean = ks @ self.alpha
+        v = np.linalg.solve(self.chol, ks.T)
+        sd = np.sqrt(np.maximum(self.scale2 * (1.0 - (v * v).sum(0)), 1e-12))
+        u = (mean - self.y_best) / sd
+        return sd * (u * ndtr(u) + np.exp(-0.5 * u * u) / math.sqrt(2.0 * math.pi))
