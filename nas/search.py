@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import traceback
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -74,6 +75,7 @@ def create_study(run: Run) -> optuna.Study:
     if reward.multi_objective:
         pruner = optuna.pruners.NopPruner()  # Optuna prunes single-objective studies only
     directions = ["maximize", "minimize"] if reward.multi_objective else ["maximize"]
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         study = optuna.create_study(study_name=run.study_name, storage=run.storage, sampler=sampler,
                                     pruner=pruner, directions=directions, load_if_exists=True)
@@ -130,11 +132,18 @@ class Objective:
         except optuna.TrialPruned:
             raise
         except Exception as err:  # recorded as a failed trial; the search goes on
-            trial.set_user_attr(REASON, f"{type(err).__name__}: {err}"[:500])
+            trial.set_user_attr(REASON, failure_reason(err))
             raise
         for key, value in vars(result).items():
             trial.set_user_attr(key, value)
         return (result.accuracy, result.cost) if self.multi else result.reward
+
+
+def failure_reason(err: BaseException) -> str:
+    """``Type: message (at file:line)`` of the innermost frame, for trials.csv and report.md."""
+    frames = traceback.extract_tb(err.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(err).__name__}: {err}"[:400] + where
 
 
 class StopOnFailures:
