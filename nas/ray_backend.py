@@ -34,6 +34,16 @@ class RecordingTrial:
         return self.params[name]
 
 
+class DefineBySpace:
+    """Picklable define-by-run function for OptunaSearch (Tune checkpoints the searcher)."""
+
+    def __init__(self, space) -> None:
+        self.space = space
+
+    def __call__(self, trial: optuna.Trial) -> None:
+        self.space.sample(trial)
+
+
 def _trainable(params: dict[str, Any], run: Run) -> None:
     """One Tune trial: rebuild the genotype from its params, score it, report per epoch."""
     from ray import tune
@@ -79,11 +89,8 @@ def run_ray(run: Run, study: optuna.Study, progress) -> str | None:
     init_args = {"address": cfg.address} if cfg.address else {"num_cpus": cfg.workers, "include_dashboard": False}
     ray.init(ignore_reinit_error=True, log_to_driver=False, configure_logging=False, **init_args)
 
-    def define(trial: optuna.Trial) -> None:
-        run.space.sample(trial)
-
     sampler = make_sampler(cfg.strategy, cfg.seed, population=cfg.population, tournament=cfg.tournament)
-    searcher = ConcurrencyLimiter(OptunaSearch(space=define, metric="reward", mode="max", sampler=sampler),
+    searcher = ConcurrencyLimiter(OptunaSearch(space=DefineBySpace(run.space), metric="reward", mode="max", sampler=sampler),
                                   max_concurrent=cfg.workers)
     scheduler = ASHAScheduler(time_attr="epoch", metric="reward", mode="max", max_t=cfg.proxy.epochs + 1,
                               grace_period=1, reduction_factor=2)

@@ -136,3 +136,15 @@ def test_space_config_error(tmp_path, capsys):
     path.write_text("space:\n  types: [mbconv, transformer]\n")
     assert main(["search", "--config", str(path), "--runs-dir", str(tmp_path)]) == 2
     assert "space.types: transformer is not one of mbconv" in capsys.readouterr().err
+
+
+def test_ray_backend_two_workers(tmp_path):
+    pytest.importorskip("ray.tune")
+    overrides = tiny_overrides(tmp_path, "ray", trials=4, backend="ray", workers=2)
+    summary = search(load_config(overrides=overrides), quiet=True)
+    folder = tmp_path / "runs" / "ray"
+    rows = _rows(folder)
+    assert len(rows) == 4 and summary.trials == 4
+    assert {r["state"] for r in rows} <= {"COMPLETE", "PRUNED", "FAIL"}
+    assert summary.completed >= 1 and (folder / "best.yaml").is_file()
+    assert nas.load_genotype(folder / "best.yaml").provenance["trial"] in {int(r["number"]) for r in rows}
