@@ -13,7 +13,7 @@ import sys
 
 from searchspace.errors import NasError
 
-COMMAND_MODULES = ("zoo", "show", "search")
+COMMAND_MODULES = ("zoo", "show", "search", "latency")
 
 
 def build_parser() -> argparse.ArgumentParser:

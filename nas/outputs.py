@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -83,8 +84,9 @@ def plot_pareto(path: Path, rows: list[dict], front: list[dict], target: float, 
 
 
 def write_best(path: Path, genotype: Genotype, provenance: dict) -> Path:
-    genotype.provenance = {k: v for k, v in provenance.items() if v is not None and not
-                           (isinstance(v, float) and math.isnan(v))}
+    """Save the winner with its provenance (plain YAML types only)."""
+    clean = {k: v for k, v in provenance.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
+    genotype.provenance = json.loads(json.dumps(clean, default=str))
     return save_genotype(genotype, path)
 
 

@@ -65,8 +65,8 @@ def _final_cost(run, genotype) -> tuple[float, dict]:
 
     result = measure_latency(with_scaling(genotype, resolution=cfg.latency_resolution),
                              backend=cfg.latency_backend, threads=cfg.latency_threads, batch=1,
-                             resolution=cfg.latency_resolution, use_cache=False)
-    return float(result.median_ms), dict(result.fingerprint.to_dict())
+                             resolution=cfg.latency_resolution, cache=None)
+    return float(result.median_ms), dict(result.fingerprint)
 
 
 def _reference_costs(run) -> dict[str, float]:
