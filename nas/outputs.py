@@ -14,8 +14,8 @@ from nas.progress import describe
 from searchspace import Genotype, parse_genotype, save_genotype
 
 REFERENCE_NETWORKS = ("mobilenet_v3_small", "mobilenet_v3_large", "shufflenet_v2_x1_0", "ghostnet_100")
-TRIAL_COLUMNS = ("number", "state", "accuracy", "cost", "reward", "epochs", "train_seconds", "cost_seconds",
-                 "params", "hash", "reason", "architecture")
+TRIAL_COLUMNS = ("number", "state", "accuracy", "cost", "reward", "epochs", "seconds", "train_seconds",
+                 "cost_seconds", "params", "hash", "reason", "architecture")
 
 
 def trial_rows(study: optuna.Study) -> list[dict]:
@@ -28,6 +28,8 @@ def trial_rows(study: optuna.Study) -> list[dict]:
             "number": t.number, "state": t.state.name, "accuracy": a.get("accuracy"), "cost": a.get("cost"),
             "reward": a.get("reward"), "epochs": a.get("epochs"), "train_seconds": a.get("train_seconds"),
             "cost_seconds": a.get("cost_seconds"), "params": a.get("params"), "hash": a.get("hash"),
+            "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start else None,
             "reason": a.get("reason", ""),
             "architecture": describe(parse_genotype(genotype)) if genotype else "",
         }
@@ -96,7 +98,11 @@ def write_report(path: Path, summary: dict, front: list[dict], rows: list[dict],
         states[r["state"]] = states.get(r["state"], 0) + 1
     lines = [f"# Search report: {summary['name']}", ""]
     lines += [f"- {k}: {v}" for k, v in summary.items() if k != "name"]
-    lines += [f"- trials by state: {', '.join(f'{k} {v}' for k, v in sorted(states.items()))}", ""]
+    lines += [f"- trials by state: {', '.join(f'{k} {v}' for k, v in sorted(states.items()))}"]
+    overhead = engine_overhead(rows)
+    if overhead is not None:
+        lines += [f"- engine overhead (trial time not spent training or measuring): {100 * overhead:.1f}%"]
+    lines += [""]
     lines += ["## Winner", "", "```", block_table.rstrip(), "```", ""]
     lines += ["## Pareto front", "", "| trial | accuracy | cost | architecture |", "|---|---|---|---|"]
     lines += [f"| {r['number']} | {r['accuracy']:.4f} | {r['cost']:.4g} | {r['architecture']} |" for r in front]
@@ -104,6 +110,16 @@ def write_report(path: Path, summary: dict, front: list[dict], rows: list[dict],
     if failed:
         lines += ["", "## Failed trials", ""] + [f"- trial {r['number']}: {r['reason']}" for r in failed]
     path.write_text("\n".join(lines) + "\n")
+
+
+def engine_overhead(rows: list[dict]) -> float | None:
+    """Fraction of completed trials' wall time spent outside proxy training and cost measurement."""
+    done = [r for r in rows if r["state"] == "COMPLETE" and r["seconds"] and r["train_seconds"] is not None]
+    total = sum(r["seconds"] for r in done)
+    if not total:
+        return None
+    inside = sum(r["train_seconds"] + (r["cost_seconds"] or 0.0) for r in done)
+    return max(0.0, (total - inside) / total)
 
 
 def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nas.config import SearchConfig
-from nas.outputs import REFERENCE_NETWORKS, pareto_front, plot_pareto, trial_rows, write_best, write_csv, write_report
+from nas.outputs import (
+    REFERENCE_NETWORKS,
+    pareto_front,
+    plot_pareto,
+    trial_rows,
+    write_best,
+    write_csv,
+    write_report,
+)
 from nas.progress import Progress
 from nas.search import best_trials, create_study, genotype_of, prepare_run, run_local
 from searchspace import load_genotype, with_scaling
