@@ -133,7 +133,7 @@ def parse_genotype(raw: Any) -> Genotype:
 def _parse_stem(raw: Any) -> tuple[str, dict]:
     raw = check_mapping(raw, "stem")
     stem_type = raw.get("type")
-    if stem_type not in STEM_PARAMS:
+    if not isinstance(stem_type, str) or stem_type not in STEM_PARAMS:
         raise GenotypeError("stem.type", f"{_show(stem_type)} is not one of {fmt_choices(tuple(STEM_PARAMS))}")
     return stem_type, check_params(raw, STEM_PARAMS[stem_type], "stem", reserved=("type",))
 
@@ -159,7 +159,7 @@ def parse_block(raw: Any, path: str) -> BlockSpec:
     """Validate one block spec (``type``, ``repeat``, ``out``, ``stride`` + the family's params)."""
     raw = check_mapping(raw, path)
     block_type = raw.get("type")
-    if block_type not in FAMILIES:
+    if not isinstance(block_type, str) or block_type not in FAMILIES:
         raise GenotypeError(f"{path}.type", f"{_show(block_type)} is not one of {fmt_choices(tuple(FAMILIES))}")
     family = FAMILIES[block_type]
     if "out" not in raw:

@@ -20,6 +20,16 @@ def zoo_names() -> list[str]:
     return sorted(p.stem for p in ZOO_DIR.glob("*.yaml"))
 
 
+def _read_file(path: Path, shown: str) -> str:
+    """The text of a genotype file; unreadable or binary files are user errors (one line)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise NasError(f"genotype: {shown!r} is not a UTF-8 text file (expected YAML or JSON)") from None
+    except OSError as err:
+        raise NasError(f"genotype: cannot read {shown!r}: {err.strerror or err}") from None
+
+
 def _read_source(source: str | os.PathLike) -> tuple[str, str]:
     """(text, where) for a zoo name, a path or literal YAML/JSON text."""
     text_source = str(source)
@@ -28,12 +38,12 @@ def _read_source(source: str | os.PathLike) -> tuple[str, str]:
         path = ZOO_DIR / f"{name}.yaml"
         if not path.is_file():
             raise NasError(f"genotype: unknown zoo name {name!r}; available: {', '.join(zoo_names())}")
-        return path.read_text(), text_source
+        return _read_file(path, text_source), text_source
     if isinstance(source, os.PathLike) or ("\n" not in text_source and not text_source.lstrip().startswith("{")):
         path = Path(text_source)
         if not path.is_file():
             raise NasError(f"genotype: no such file {text_source!r} (give a path, YAML text or zoo:NAME)")
-        return path.read_text(), text_source
+        return _read_file(path, text_source), text_source
     return text_source, "<text>"
 
 

@@ -7,6 +7,7 @@ allowed); ``Param.search`` is the default set of values a search space samples f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,7 +89,7 @@ class Param:
                 return int(value)
             raise bad
         if self.kind is float:
-            if isinstance(value, (int, float)):
+            if isinstance(value, (int, float)) and math.isfinite(value):
                 return float(value)
             raise bad
         if self.kind is str:
