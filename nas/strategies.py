@@ -27,11 +27,13 @@ from typing import Any
 
 import numpy as np
 import optuna
+import scipy.linalg
+import scipy.stats
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from searchspace.errors import NasError
 
@@ -146,9 +148,9 @@ def mutate(trial: FrozenTrial, rng: np.random.RandomState, n: int = 1) -> tuple[
     return params, chosen
 
 
-def params_key(params: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+def params_key(params: dict[str, Any]) -> frozenset:
     """A hashable key of a parameter set, for telling seen points from new ones."""
-    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+    return frozenset(params.items())  # Optuna's choices are None, bool, int, float or str: hashable
 
 
 # --- the plan-following base sampler ----------------------------------------------------------------
@@ -219,7 +221,7 @@ class SurrogateSampler(PlanSampler):
     """Evolution guided by a Gaussian process: the unseen mutant of highest expected improvement."""
 
     def __init__(self, seed: int | None = None, parents: int = 10, n_startup: int = 10,
-                 n_random: int = 200, n_double: int = 200) -> None:
+                 n_random: int = 100, n_double: int = 100) -> None:
         super().__init__(seed)
         self.parents = parents
         self.n_startup = n_startup
@@ -238,7 +240,7 @@ class SurrogateSampler(PlanSampler):
         if not candidates:
             values, changed = mutate(top[0], self._rng)
             return values, {PARENT_ATTR: top[0].number, MUTATED_ATTR: changed}
-        gp = HammingGP.fit(encode([t.params for t in done], space), y)
+        gp = HammingGP(encode([t.params for t in done], space), y)
         ei = gp.expected_improvement(encode(candidates, space))
         best = int(np.argmax(ei))
         return candidates[best], {PARENT_ATTR: origin[best]}
@@ -291,65 +293,70 @@ def encode(points: Sequence[dict[str, Any]], space: dict[str, BaseDistribution])
 
     Squared distances are then 2 per differing categorical, so an RBF kernel is a Hamming kernel.
     """
-    columns: list[tuple[str, Any]] = []
+    column: dict[tuple[str, Any], int] = {}
+    numeric: dict[str, int] = {}
     for name, dist in space.items():
         if isinstance(dist, CategoricalDistribution):
-            columns += [(name, c) for c in dist.choices]
+            column.update({(name, _hashable(c)): len(column) + len(numeric) + j for j, c in enumerate(dist.choices)})
         else:
-            columns += [(name, None)]
-    x = np.zeros((len(points), len(columns)))
+            numeric[name] = len(column) + len(numeric)
+    x = np.zeros((len(points), len(column) + len(numeric)))
     for i, p in enumerate(points):
-        for j, (name, choice) in enumerate(columns):
-            if name not in p:
-                continue
-            if isinstance(space[name], CategoricalDistribution):
-                x[i, j] = float(p[name] == choice)
+        for name, value in p.items():
+            if name in numeric:
+                x[i, numeric[name]] = math.sqrt(2.0) * min(max(_to_unit(space[name], value), 0.0), 1.0)
             else:
-                x[i, j] = math.sqrt(2.0) * min(max(_to_unit(space[name], p[name]), 0.0), 1.0)
+                j = column.get((name, _hashable(value)))
+                if j is not None:
+                    x[i, j] = 1.0
     return x
 
 
+def _hashable(value: Any) -> Any:
+    return (type(value).__name__, value)
+
+
 class HammingGP:
-    """A zero-mean GP on standardised targets, kernel ``exp(-theta * |x - x'|^2 / 2)``.
+    """A zero-mean GP on rank-normalised targets, kernel ``exp(-theta * |x - x'|^2 / 2)``.
 
     ``theta`` and the noise ratio are chosen on a small grid by marginal likelihood, with the signal
     variance profiled out; this costs a handful of Cholesky factorisations of an n x n matrix.
     """
 
-    THETAS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+    THETAS = (0.1, 0.2, 0.4, 0.8, 1.6)
     NOISES = (1e-4, 1e-2, 1e-1)
 
-    def __init__(self, x: np.ndarray, z: np.ndarray, theta: float, noise: float, y_best: float) -> None:
-        self.x, self.theta, self.y_best = x, theta, y_best
-        k = self._kernel(x, x) + noise * np.eye(len(x))
-        self.chol = np.linalg.cholesky(k)
-        self.alpha = np.linalg.solve(self.chol.T, np.linalg.solve(self.chol, z))
-        self.scale2 = float(z @ self.alpha) / len(z)
-
-    def _kernel(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-        return np.exp(-0.5 * self.theta * np.maximum(d2, 0.0))
-
-    @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray) -> HammingGP:
-        z = (y - y.mean()) / (y.std() or 1.0)
-        best: tuple[float, HammingGP] | None = None
-        for theta in cls.THETAS:
-            for noise in cls.NOISES:
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x = x
+        z = ndtri((scipy.stats.rankdata(y) - 0.5) / len(y))  # Gaussian copula: robust to a long tail
+        d2 = _sq_dist(x, x)
+        best = -math.inf
+        for theta in self.THETAS:
+            base = np.exp(-0.5 * theta * d2)
+            for noise in self.NOISES:
                 try:
-                    gp = cls(x, z, theta, noise, float(z.max()))
+                    chol = np.linalg.cholesky(base + noise * np.eye(len(x)))
                 except np.linalg.LinAlgError:
                     continue
-                loglik = -0.5 * len(z) * math.log(max(gp.scale2, 1e-12)) - float(np.log(np.diag(gp.chol)).sum())
-                if best is None or loglik > best[0]:
-                    best = (loglik, gp)
-        assert best is not None, "noise 0.1 keeps the kernel matrix positive definite"
-        return best[1]
+                alpha = _chol_solve(chol, z)
+                scale2 = max(float(z @ alpha) / len(z), 1e-12)
+                loglik = -0.5 * len(z) * math.log(scale2) - float(np.log(np.diag(chol)).sum())
+                if loglik > best:
+                    best, self.theta, self.chol, self.alpha, self.scale2 = loglik, theta, chol, alpha, scale2
+        self.z_best = float(z.max())
 
     def expected_improvement(self, xs: np.ndarray) -> np.ndarray:
-        ks = self._kernel(xs, self.x)
+        ks = np.exp(-0.5 * self.theta * _sq_dist(xs, self.x))
         mean = ks @ self.alpha
-        v = np.linalg.solve(self.chol, ks.T)
+        v = scipy.linalg.solve_triangular(self.chol, ks.T, lower=True)
         sd = np.sqrt(np.maximum(self.scale2 * (1.0 - (v * v).sum(0)), 1e-12))
-        u = (mean - self.y_best) / sd
+        u = (mean - self.z_best) / sd
         return sd * (u * ndtr(u) + np.exp(-0.5 * u * u) / math.sqrt(2.0 * math.pi))
+
+
+def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T, 0.0)
+
+
+def _chol_solve(chol: np.ndarray, z: np.ndarray) -> np.ndarray:
+    return scipy.linalg.cho_solve((chol, True), z)

@@ -54,6 +54,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # noisy measurements are reported by the command
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from searchspace.errors import NasError
 
     for name in ("batch", "threads", "warmup", "reps", "n", "calibrate"):

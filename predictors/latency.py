@@ -1,0 +1,322 @@
+"""Robust latency measurement of a genotype (or any module) on this machine.
+
+Warm-up, then timed repetitions in interleaved rounds (round-robin over the candidates measured
+together, so drift hits all of them alike), each repetition timed on its own; the result is the
+median with the inter-quartile range, flagged ``noisy`` when IQR / median exceeds a threshold.
+Repetitions adapt: a round lasts about ``round_seconds`` per candidate and a candidate stops early
+once its spread is small. Backends: ``torch`` (eager, eval, inference mode, channels_last when it is
+faster), ``torchscript`` (trace + freeze) and ``onnxruntime`` (legacy exporter, intra-op threads set).
+Every result carries the device fingerprint and is cached on disk, keyed by (genotype hash,
+fingerprint, resolution, batch), so a candidate is never measured twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+from torch import nn
+
+from predictors.fingerprint import Fingerprint, fingerprint
+from predictors.latency_cache import LatencyCache
+from searchspace.genotype import Genotype
+
+Runner = Callable[[], object]
+DEFAULT = "default"
+_default_cache: LatencyCache | None = None
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """How to measure: backend, device, threads, input shape and the repetition policy."""
+
+    backend: str = "torch"
+    device: str = "cpu"
+    threads: int | None = None
+    batch: int = 1
+    resolution: int | None = None  # None: the genotype's own resolution
+    warmup: int = 5
+    reps: int = 60  # most timed repetitions per candidate
+    min_reps: int = 10  # fewest before stopping early
+    rounds: int = 5
+    round_seconds: float = 0.3  # time per candidate per round (decides reps per round)
+    target_spread: float = 0.02  # stop early when IQR / median is below this
+    noise_threshold: float = 0.10  # IQR / median above this: flagged noisy
+    channels_last: bool | None = None  # None: use it when it is faster (torch backend)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Summary of the repetition times of one module, in milliseconds."""
+
+    median_ms: float
+    q25_ms: float
+    q75_ms: float
+    min_ms: float
+    reps: int
+    memory_format: str = "contiguous"
+
+    @property
+    def iqr_ms(self) -> float:
+        return self.q75_ms - self.q25_ms
+
+    @property
+    def spread(self) -> float:
+        """IQR relative to the median."""
+        return self.iqr_ms / self.median_ms if self.median_ms > 0 else 0.0
+
+
+@dataclass
+class Measurement:
+    """One network's latency on one device setting."""
+
+    genotype_hash: str
+    median_ms: float
+    iqr_ms: float
+    q25_ms: float
+    q75_ms: float
+    min_ms: float
+    reps: int
+    noisy: bool
+    backend: str
+    device: str
+    threads: int
+    batch: int
+    resolution: int
+    memory_format: str
+    fingerprint: dict
+    cached: bool = False
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.pop("cached")
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict, cached: bool = True) -> Measurement:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in names and k != "cached"}, cached=cached)
+
+
+def default_cache() -> LatencyCache:
+    """The process-wide measurement cache under :func:`predictors.latency_cache.cache_dir`."""
+    global _default_cache
+    if _default_cache is None:
+        _default_cache = LatencyCache()
+    return _default_cache
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run with ``torch.set_num_threads(threads)``, restoring the previous count afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _median_of(run: Runner, n: int, device: str) -> float:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        run()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _torch_runner(model: nn.Module, x: torch.Tensor) -> Runner:
+    def run() -> object:
+        with torch.inference_mode():
+            return model(x)
+
+    return run
+
+
+def make_runner(model: nn.Module, x: torch.Tensor, config: MeasureConfig) -> tuple[Runner, str]:
+    """A zero-argument callable running ``model`` on ``x`` with the configured backend.
+
+    Returns the runner and the memory format used. The caller sets the thread count.
+    """
+    model = model.eval().to(config.device)
+    x = x.to(config.device)
+    if config.backend == "torchscript":
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frozen = torch.jit.freeze(torch.jit.trace(model, x))
+
+        def run() -> object:
+            with torch.no_grad():
+                return frozen(x)
+
+        return run, "contiguous"
+    if config.backend == "onnxruntime":
+        return _onnx_runner(model, x, config), "contiguous"
+    plain = _torch_runner(model, x)
+    use_cl = config.channels_last
+    if use_cl is None and x.dim() == 4:
+        cl_model = model.to(memory_format=torch.channels_last)
+        cl_x = x.contiguous(memory_format=torch.channels_last)
+        cl = _torch_runner(cl_model, cl_x)
+        cl()
+        t_cl = min(_median_of(cl, 1, config.device) for _ in range(2))
+        model = model.to(memory_format=torch.contiguous_format)
+        plain()
+        use_cl = t_cl < 0.97 * min(_median_of(plain, 1, config.device) for _ in range(2))
+    if use_cl and x.dim() == 4:
+        model = model.to(memory_format=torch.channels_last)
+        return _torch_runner(model, x.contiguous(memory_format=torch.channels_last)), "channels_last"
+    model.to(memory_format=torch.contiguous_format)
+    return plain, "contiguous"
+
+
+def _onnx_runner(model: nn.Module, x: torch.Tensor, config: MeasureConfig) -> Runner:
+    import onnxruntime as ort
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), buffer, dynamo=False, opset_version=17, input_names=["x"],
+                          output_names=["y"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = config.threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    providers = ["CUDAExecutionProvider"] if config.device == "cuda" else ["CPUExecutionProvider"]
+    session = ort.InferenceSession(buffer.getvalue(), options, providers=providers)
+    feed = {"x": x.detach().cpu().numpy()}
+    return lambda: session.run(None, feed)
+
+
+def summarize(samples: Sequence[float], memory_format: str = "contiguous") -> Timing:
+    """Median, quartiles and minimum of repetition times (ms)."""
+    if len(samples) >= 2:
+        q25, _, q75 = statistics.quantiles(samples, n=4, method="inclusive")
+    else:
+        q25 = q75 = samples[0]
+    return Timing(statistics.median(samples), q25, q75, min(samples), len(samples), memory_format)
+
+
+def time_runners(runners: Sequence[Runner], config: MeasureConfig) -> list[list[float]]:
+    """Repetition times (ms) of each runner: warm-up, then interleaved rounds with adaptive counts."""
+    per_round_max = max(1, -(-config.reps // config.rounds))
+    estimates = []
+    for run in runners:
+        estimates.append(max(_median_of(run, max(1, config.warmup), config.device), 1e-6))
+    samples: list[list[float]] = [[] for _ in runners]
+    done = [False] * len(runners)
+    for r in range(config.rounds):
+        for i, run in enumerate(runners):
+            if done[i]:
+                continue
+            n = int(min(per_round_max, max(1, config.round_seconds / estimates[i])))
+            if r == config.rounds - 1:
+                n = max(n, config.min_reps - len(samples[i]))
+            n = min(n, config.reps - len(samples[i]))
+            for _ in range(n):
+                start = time.perf_counter()
+                run()
+                _sync(config.device)
+                samples[i].append((time.perf_counter() - start) * 1e3)
+            enough = len(samples[i]) >= config.min_reps and summarize(samples[i]).spread <= config.target_spread
+            if len(samples[i]) >= config.reps or (r >= 1 and enough):
+                done[i] = True
+    return samples
+
+
+def _input(config: MeasureConfig, channels: int, resolution: int) -> torch.Tensor:
+    return torch.randn(config.batch, channels, resolution, resolution)
+
+
+def measure_modules(modules: Sequence[tuple[nn.Module, tuple[int, ...]]], config: MeasureConfig) -> list[Timing]:
+    """Time each ``(module, input_shape)`` in isolation (interleaved), e.g. lookup-table entries."""
+    fp = fingerprint(config.backend, config.device, config.threads)
+    with torch_threads(fp.threads):
+        prepared = [make_runner(m, torch.randn(*shape), config) for m, shape in modules]
+        samples = time_runners([run for run, _ in prepared], config)
+    return [summarize(s, fmt) for s, (_, fmt) in zip(samples, prepared, strict=True)]
+
+
+def _resolution(genotype: Genotype, config: MeasureConfig) -> int:
+    return config.resolution or genotype.resolution
+
+
+def measure_many(genotypes: Sequence[Genotype], config: MeasureConfig | None = None,
+                 cache: LatencyCache | None | str = DEFAULT, group: int = 6,
+                 progress: Callable[[int, int], None] | None = None) -> list[Measurement]:
+    """Measure many genotypes; cached ones are not re-measured, the rest in interleaved groups."""
+    from searchspace import build_model
+
+    config = config or MeasureConfig()
+    cache = default_cache() if cache == DEFAULT else cache
+    fp = fingerprint(config.backend, config.device, config.threads)
+    fid = fp.id()
+    results: list[Measurement | None] = [None] * len(genotypes)
+    todo = []
+    for i, g in enumerate(genotypes):
+        hit = cache.lookup(g.hash(), fid, _resolution(g, config), config.batch) if cache is not None else None
+        if hit is not None:
+            results[i] = Measurement.from_dict(hit)
+        else:
+            todo.append(i)
+    finished = len(genotypes) - len(todo)
+    with torch_threads(fp.threads):
+        for start in range(0, len(todo), group):
+            chunk = todo[start:start + group]
+            prepared = []
+            for i in chunk:
+                g = genotypes[i]
+                res = _resolution(g, config)
+                model = build_model(g, resolution=res)
+                prepared.append(make_runner(model, _input(config, g.input["channels"], res), config))
+            samples = time_runners([run for run, _ in prepared], config)
+            for i, s, (_, fmt) in zip(chunk, samples, prepared, strict=True):
+                results[i] = _record(genotypes[i], summarize(s, fmt), config, fp, cache)
+            finished += len(chunk)
+            if progress is not None:
+                progress(finished, len(genotypes))
+    return [r for r in results if r is not None]
+
+
+def _record(genotype: Genotype, timing: Timing, config: MeasureConfig, fp: Fingerprint,
+            cache: LatencyCache | None) -> Measurement:
+    res = _resolution(genotype, config)
+    m = Measurement(
+        genotype_hash=genotype.hash(), median_ms=timing.median_ms, iqr_ms=timing.iqr_ms, q25_ms=timing.q25_ms,
+        q75_ms=timing.q75_ms, min_ms=timing.min_ms, reps=timing.reps,
+        noisy=timing.spread > config.noise_threshold, backend=config.backend, device=config.device,
+        threads=fp.threads, batch=config.batch, resolution=res, memory_format=timing.memory_format,
+        fingerprint=fp.to_dict(),
+    )
+    if m.noisy:
+        warnings.warn(f"latency of {m.genotype_hash} is noisy: IQR {m.iqr_ms:.3g} ms is "
+                      f"{timing.spread:.0%} of the median {m.median_ms:.3g} ms", RuntimeWarning, stacklevel=3)
+    if cache is not None:
+        cache.store(m.genotype_hash, fp.id(), res, config.batch, m.to_dict())
+    return m
+
+
+def measure_latency(genotype: Genotype, config: MeasureConfig | None = None,
+                    cache: LatencyCache | None | str = DEFAULT, **overrides) -> Measurement:
+    """Measure (or fetch from the cache) the latency of one genotype.
+
+    ``overrides`` replace fields of ``config`` (``backend``, ``threads``, ``batch``, ``resolution``,
+    ``device``, ``warmup``, ``reps``, ...). ``cache=None`` disables the cache.
+    """
+    config = replace(config or MeasureConfig(), **overrides)
+    return measure_many([genotype], config, cache)[0]

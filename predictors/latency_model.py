@@ -1,0 +1,267 @@
+"""Learned latency predictor fitted on measured (genotype, latency) pairs.
+
+Features: the cost features of :mod:`predictors.latency_features` (log MACs, params, memory access,
+element-wise work; kernels, blocks, resolution), the count of blocks of each family, the lookup-table
+sum when a table is given, and any named extra features. The target is log latency. Two regressors:
+``ridge`` (log-linear; best with ~100 networks) and ``gbr`` (ridge plus gradient boosting on its
+residuals, for larger sets); ``auto`` picks by 5-fold cross-validation. The interval comes from the
+10% / 90% quantiles of the out-of-fold log residuals (split-conformal style). Saved with joblib plus a
+JSON sidecar that says what the model is.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from predictors.latency_features import COST_FEATURES, FeatureCache, cost_features
+from predictors.latency_lut import LatencyTable, Prediction
+from searchspace.blocks import FAMILIES
+from searchspace.errors import NasError
+from searchspace.genotype import Genotype
+
+KINDS = ("auto", "ridge", "gbr")
+
+
+def _regressor(kind: str, seed: int = 0):
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    ridge = make_pipeline(StandardScaler(), Ridge(alpha=1.0))
+    if kind == "ridge":
+        return ridge
+    return _RidgeBoost(ridge, GradientBoostingRegressor(n_estimators=200, max_depth=3, learning_rate=0.05,
+                                                        subsample=0.8, random_state=seed))
+
+
+class _RidgeBoost:
+    """Ridge, then gradient boosting on the ridge residuals."""
+
+    def __init__(self, base, boost) -> None:
+        self.base, self.boost = base, boost
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _RidgeBoost:
+        self.base.fit(X, y)
+        self.boost.fit(X, y - self.base.predict(X))
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.base.predict(X) + self.boost.predict(X)
+
+
+def _out_of_fold(kind: str, X: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> np.ndarray:
+    from sklearn.model_selection import KFold
+
+    pred = np.zeros_like(y)
+    for train, test in KFold(n_splits=min(folds, len(y)), shuffle=True, random_state=seed).split(X):
+        pred[test] = _regressor(kind, seed).fit(X[train], y[train]).predict(X[test])
+    return pred
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One measured network: its genotype, latency and optional extra features."""
+
+    genotype: Genotype
+    latency_ms: float
+    extra: dict[str, float] | None = None
+
+
+class LatencyModel:
+    """A learned latency predictor for one device setting (batch, resolution as in training data)."""
+
+    def __init__(self, kind: str = "auto", batch: int = 1, table: LatencyTable | None = None,
+                 extra_names: Sequence[str] = (), seed: int = 0) -> None:
+        if kind not in KINDS:
+            raise NasError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
+        self.kind, self.batch, self.table, self.seed = kind, batch, table, seed
+        self.extra_names = list(extra_names)
+        self.families = list(FAMILIES)
+        self.regressor = None
+        self.info: dict = {}
+        self._features = FeatureCache()
+
+    @property
+    def feature_names(self) -> list[str]:
+        names = list(COST_FEATURES) + [f"n_{f}" for f in self.families]
+        if self.table is not None:
+            names.append("log_table_ms")
+        return names + self.extra_names
+
+    def features(self, genotype: Genotype, extra: dict[str, float] | None = None) -> np.ndarray:
+        """The feature vector of one network (cached by genotype hash)."""
+
+        def compute() -> np.ndarray:
+            f = cost_features(genotype, self.batch)
+            counts = {name: 0.0 for name in self.families}
+            for stage in genotype.stages:
+                for block in stage:
+                    if block.type in counts:
+                        counts[block.type] += block.repeat
+            values = [f[n] for n in COST_FEATURES] + [counts[n] for n in self.families]
+            if self.table is not None:
+                values.append(math.log(self.table.table_ms(genotype)))
+            return np.array(values, dtype=float)
+
+        base = self._features.get((genotype.hash(), self.batch), compute)
+        if not self.extra_names:
+            return base
+        extra = extra or {}
+        return np.concatenate([base, [float(extra.get(n, 0.0)) for n in self.extra_names]])
+
+    def clear_cache(self) -> None:
+        """Forget cached feature vectors (to time cold predictions)."""
+        self._features = FeatureCache()
+
+    def fit(self, samples: Sequence[Sample]) -> LatencyModel:
+        """Fit on measured samples (at least 5); picks the regressor by cross-validation if ``auto``."""
+        if len(samples) < 5:
+            raise NasError(f"need at least 5 measured networks to fit a latency model, got {len(samples)}")
+        X = np.stack([self.features(s.genotype, s.extra) for s in samples])
+        y = np.log([s.latency_ms for s in samples])
+        kinds = ["ridge", "gbr"] if self.kind == "auto" else [self.kind]
+        oof = {k: _out_of_fold(k, X, y, seed=self.seed) for k in kinds}
+        rmse = {k: float(np.sqrt(np.mean((oof[k] - y) ** 2))) for k in kinds}
+        chosen = min(rmse, key=rmse.get)
+        resid = y - oof[chosen]
+        self.regressor = _regressor(chosen, self.seed).fit(X, y)
+        low, high = np.quantile(resid, [0.1, 0.9])
+        self.info = {"regressor": chosen, "n": len(samples), "cv_log_rmse": rmse, "resid_low": float(low),
+                     "resid_high": float(high), "batch": self.batch, "features": self.feature_names,
+                     "table_fingerprint": self.table.fingerprint.to_dict() if self.table is not None else None}
+        return self
+
+    def predict_interval(self, genotype: Genotype, extra: dict[str, float] | None = None) -> Prediction:
+        if self.regressor is None:
+            raise NasError("latency model is not fitted")
+        log_ms = float(self.regressor.predict(self.features(genotype, extra)[None, :])[0])
+        return Prediction(math.exp(log_ms), math.exp(log_ms + self.info["resid_low"]),
+                          math.exp(log_ms + self.info["resid_high"]))
+
+    def predict(self, genotype: Genotype, extra: dict[str, float] | None = None) -> float:
+        """Predicted latency (ms)."""
+        return self.predict_interval(genotype, extra).ms
+
+    def predict_many(self, genotypes: Sequence[Genotype], extras: Sequence[dict] | None = None) -> np.ndarray:
+        X = np.stack([self.features(g, e) for g, e in zip(genotypes, extras or [None] * len(genotypes), strict=True)])
+        return np.exp(self.regressor.predict(X))
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model (joblib) and ``<path>.json`` describing it."""
+        import joblib
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        joblib.dump({"kind": self.kind, "batch": self.batch, "families": self.families,
+                     "extra_names": self.extra_names, "regressor": self.regressor, "info": self.info}, path)
+        Path(f"{path}.json").write_text(json.dumps({"format": "nas-latency-model/1", **self.info}, indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, table: LatencyTable | None = None) -> LatencyModel:
+        """Load a model written by :meth:`save` (needs ``table`` if it was fitted with one)."""
+        import joblib
+
+        path = Path(path)
+        if not path.is_file():
+            raise NasError(f"--model: no such file {str(path)!r}")
+        try:
+            raw = joblib.load(path)
+        except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file for the user
+            raise NasError(f"--model: {path} is not a latency model ({type(err).__name__})") from None
+        if not isinstance(raw, dict) or "regressor" not in raw:
+            raise NasError(f"--model: {path} is not a latency model")
+        model = cls(raw["kind"], raw["batch"], None, raw["extra_names"])
+        model.families, model.regressor, model.info = raw["families"], raw["regressor"], raw["info"]
+        if "log_table_ms" in raw["info"]["features"]:
+            if table is None:
+                fp = raw["info"]["table_fingerprint"] or {}
+                table = LatencyTable.for_this_device(fp.get("backend", "torch"), fp.get("threads"),
+                                                     fp.get("device", "cpu"), raw["batch"])
+            model.table = table
+        return model
+
+
+def read_measurements(path: str | Path) -> list[Sample]:
+    """Measured networks from a CSV: columns ``genotype`` (file, zoo:NAME, or inline YAML/JSON) and
+    ``latency_ms``; other columns named ``extra_*`` become extra features. Errors name row and column."""
+    from searchspace.io import load_genotype
+
+    path = Path(path)
+    if not path.is_file():
+        raise NasError(f"measurements: no such file {str(path)!r}")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        for needed in ("genotype", "latency_ms"):
+            if needed not in columns:
+                raise NasError(f"{path}: missing column {needed!r} (columns: {', '.join(columns) or 'none'})")
+        extras = [c for c in columns if c.startswith("extra_")]
+        samples = []
+        for row_no, row in enumerate(reader, start=2):
+            where = f"{path} row {row_no}"
+            samples.append(Sample(_row_genotype(row, where, load_genotype, path.parent),
+                                  _positive(row, "latency_ms", where),
+                                  {c: _number(row, c, where) for c in extras} or None))
+    if not samples:
+        raise NasError(f"{path}: no rows")
+    return samples
+
+
+def _row_genotype(row: dict, where: str, load, folder: Path) -> Genotype:
+    text = (row.get("genotype") or "").strip()
+    if not text:
+        raise NasError(f"{where}, column genotype: empty")
+    beside = folder / text
+    if not text.startswith(("zoo:", "{")) and "\n" not in text and not Path(text).is_file() and beside.is_file():
+        text = str(beside)  # a path relative to the CSV's folder
+    try:
+        return load(text)
+    except (NasError, OSError, ValueError) as err:
+        raise NasError(f"{where}, column genotype: {err}") from None
+
+
+def _number(row: dict, column: str, where: str) -> float:
+    try:
+        value = float(row.get(column) or "")
+    except ValueError:
+        raise NasError(f"{where}, column {column}: {row.get(column)!r} is not a number") from None
+    if not math.isfinite(value):
+        raise NasError(f"{where}, column {column}: {value} is not finite")
+    return value
+
+
+def _positive(row: dict, column: str, where: str) -> float:
+    value = _number(row, column, where)
+    if value <= 0:
+        raise NasError(f"{where}, column {column}: {value:g} is not a positive latency")
+    return value
+
+
+def accuracy_report(measured: Sequence[float], predicted: Sequence[float]) -> dict[str, float]:
+    """Fraction within +-10% / +-20%, Spearman rank correlation and MAPE of predictions."""
+    m, p = np.asarray(measured, dtype=float), np.asarray(predicted, dtype=float)
+    rel = np.abs(p / m - 1.0)
+    return {"n": int(len(m)), "within_10": float(np.mean(rel <= 0.10)), "within_20": float(np.mean(rel <= 0.20)),
+            "spearman": float(spearmanr(m, p)[0]) if len(m) > 2 else float("nan"), "mape": float(np.mean(rel) * 100)}
+
+
+def time_per_prediction(predict, genotypes: Sequence[Genotype], repeat: int = 3) -> float:
+    """Mean seconds per ``predict(genotype)`` call with features already cached (best of ``repeat``)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for g in genotypes:
+            predict(g)
+        best = min(best, (time.perf_counter() - start) / max(1, len(genotypes)))
+    return best

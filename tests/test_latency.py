@@ -1,0 +1,198 @@
+"""Latency measurement, cache, fingerprint, lookup table, learned predictor and the CLI (tiny reps)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import predictors.latency as latency
+import predictors.latency_features as features
+from nas.cli import main
+from predictors.fingerprint import fingerprint
+from predictors.latency import MeasureConfig, measure_latency, summarize
+from predictors.latency_cache import LatencyCache
+from predictors.latency_lut import LatencyTable, space_parts
+from predictors.latency_model import LatencyModel, Sample, read_measurements
+from searchspace import save_genotype
+from searchspace.errors import NasError
+from searchspace.space import Space, SpaceConfig, StageChoice
+
+FAST = dict(threads=1, warmup=1, reps=3, min_reps=1, rounds=1, round_seconds=0.001)
+TINY_YAML = """
+space:
+  resolution: 32
+  stem: {type: conv, out: 8, stride: 2, act: relu}
+  head: {conv: 32, act: relu, num_classes: 10}
+  stages:
+    - {stride: 2, out: [8, 16], repeat: [1, 2], types: [mbconv, basic]}
+    - {stride: 2, out: [16, 24], repeat: [1, 2], types: [mbconv]}
+  params:
+    mbconv: {kernel: [3], expand: [2.0, 4.0], se: [0.0], act: [relu]}
+    basic: {kernel: [3], se: [0.0], avg_down: [false], act: [relu]}
+"""
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path, monkeypatch):
+    """Every test gets its own cache dir and fresh process-wide caches."""
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(latency, "_default_cache", None)
+    monkeypatch.setattr(features, "_cost_table", None)
+    return tmp_path / "cache"
+
+
+def tiny_space() -> Space:
+    return Space(SpaceConfig(
+        stages=[StageChoice(2, [8, 16], [1, 2], ["mbconv", "basic"]), StageChoice(2, [16, 24], [1, 2], ["mbconv"])],
+        stem={"type": "conv", "out": 8, "stride": 2, "act": "relu"}, head={"conv": 32, "act": "relu", "num_classes": 10},
+        params={"mbconv": {"kernel": [3], "expand": [2.0, 4.0], "se": [0.0], "act": ["relu"]},
+                "basic": {"kernel": [3], "se": [0.0], "avg_down": [False], "act": ["relu"]}},
+        resolution=32))
+
+
+def test_fingerprint_contents() -> None:
+    fp = fingerprint("torch", "cpu", 1)
+    d = fp.to_dict()
+    assert {"cpu", "cores", "threads", "backend", "device", "torch", "onnxruntime", "id"} <= set(d)
+    assert d["threads"] == 1 and d["backend"] == "torch" and d["torch"] == torch.__version__
+    assert fp.id() == fingerprint("torch", "cpu", 1).id() != fingerprint("torch", "cpu", 2).id()
+    assert fingerprint("onnxruntime", "cpu", 1).id() != fp.id()
+
+
+def test_summarize_and_spread() -> None:
+    t = summarize([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert (t.median_ms, t.q25_ms, t.q75_ms, t.min_ms, t.reps) == (3.0, 2.0, 4.0, 1.0, 5)
+    assert t.spread == pytest.approx(2.0 / 3.0)
+
+
+def test_measurement_is_cached(tmp_path, monkeypatch) -> None:
+    calls = []
+    real = latency.make_runner
+    monkeypatch.setattr(latency, "make_runner", lambda *a, **k: calls.append(1) or real(*a, **k))
+    genotype = tiny_space().random_genotype(0)
+    cache = LatencyCache(tmp_path / "m.jsonl")
+    first = measure_latency(genotype, cache=cache, **FAST)
+    assert not first.cached and first.median_ms > 0 and len(calls) == 1
+    assert first.fingerprint == fingerprint("torch", "cpu", 1).to_dict()
+    again = measure_latency(genotype, cache=LatencyCache(tmp_path / "m.jsonl"), **FAST)  # a new process
+    assert again.cached and again.median_ms == first.median_ms and len(calls) == 1
+    measure_latency(genotype, cache=cache, **(FAST | {"batch": 2}))  # another key: measured
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("backend", ["torchscript", "onnxruntime"])
+def test_other_backends(backend: str) -> None:
+    m = measure_latency(tiny_space().random_genotype(1), cache=None, backend=backend, **FAST)
+    assert m.backend == backend and m.median_ms > 0 and m.fingerprint["backend"] == backend
+
+
+def test_lut_build_and_predict(tmp_path) -> None:
+    space = tiny_space()
+    parts = space_parts(space)
+    keys = {p.key for p in parts}
+    genotypes = [space.random_genotype(i) for i in range(12)]
+    assert all(p.key in keys for g in genotypes for p in features.network_parts(g))
+    config = MeasureConfig(**FAST)
+    table = LatencyTable(config, tmp_path / "lut.jsonl")
+    assert table.profile(parts) == len(parts) and table.profile(parts) == 0
+    g = genotypes[0]
+    assert table.table_ms(g) == pytest.approx(sum(table.store.get(p.key)["ms"] for p in features.network_parts(g)))
+    measured = [2.0 * table.table_ms(x) for x in genotypes]  # a device twice as slow as its parts
+    table.fit_correction(genotypes, measured)
+    assert table.predict(g) == pytest.approx(measured[0], rel=0.2)
+    reloaded = LatencyTable(config, tmp_path / "lut.jsonl")  # the correction is persisted
+    assert reloaded.predict(g) == pytest.approx(table.predict(g))
+    pred = reloaded.predict_interval(g)
+    assert pred.low_ms <= pred.ms <= pred.high_ms
+
+
+def test_predictor_round_trip(tmp_path) -> None:
+    space = tiny_space()
+    genotypes = list({g.hash(): g for g in (space.random_genotype(i) for i in range(60))}.values())
+    rng = np.random.RandomState(0)
+    samples = [Sample(g, math.exp(0.8 * features.cost_features(g)["log_macs"] - 9) * rng.uniform(0.97, 1.03))
+               for g in genotypes]
+    model = LatencyModel("auto").fit(samples[:-5])
+    path = model.save(tmp_path / "model.joblib")
+    sidecar = json.loads((tmp_path / "model.joblib.json").read_text())
+    assert sidecar["format"] == "nas-latency-model/1" and sidecar["n"] == len(samples) - 5
+    loaded = LatencyModel.load(path)
+    for s in samples[-5:]:
+        assert loaded.predict(s.genotype) == pytest.approx(model.predict(s.genotype))
+        assert loaded.predict(s.genotype) == pytest.approx(s.latency_ms, rel=0.15)
+        p = loaded.predict_interval(s.genotype)
+        assert p.low_ms <= p.ms <= p.high_ms
+
+
+def test_measurements_csv_errors(tmp_path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("genotype,latency_ms\nzoo:mobilenet_v3_small,3.5\nzoo:mobilenet_v3_small,-1\n")
+    with pytest.raises(NasError, match=r"row 3, column latency_ms: -1 is not a positive latency"):
+        read_measurements(bad)
+    bad.write_text("genotype,latency_ms\nzoo:nope,3.5\n")
+    with pytest.raises(NasError, match=r"row 2, column genotype: .*unknown zoo name"):
+        read_measurements(bad)
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["zoo:mobilenet_v3_small", "--backend", "tvm"], "--backend: 'tvm' is not one of"),
+    (["zoo:mobilenet_v3_small", "--predict", "--model", "missing.joblib"], "--model: no such file"),
+    (["zoo:mobilenet_v3_small", "--predict"], "--predict needs --model FILE or --lut"),
+    (["zoo:mobilenet_v3_small", "--lut", "--threads", "1"], "no latency table for this device"),
+    (["fit", "missing.csv", "-o", "m.joblib"], "no such file"),
+    (["zoo:mobilenet_v3_small", "--threads", "0"], "--threads: 0 must be >= 1"),
+])
+def test_cli_bad_input_one_line(argv, message, capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(["latency", *argv], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present")
+def test_cli_cuda_missing(capsys) -> None:
+    code, _, err = run_cli(["latency", "zoo:mobilenet_v3_small", "--device", "cuda"], capsys)
+    assert code == 2 and "CUDA is not available" in err
+
+
+def test_cli_fit_bad_row(tmp_path, capsys) -> None:
+    csv_path = tmp_path / "m.csv"
+    csv_path.write_text("genotype,latency_ms\nzoo:mobilenet_v3_small,abc\n")
+    code, _, err = run_cli(["latency", "fit", str(csv_path), "-o", str(tmp_path / "m.joblib")], capsys)
+    assert code == 2 and "row 2, column latency_ms: 'abc' is not a number" in err
+
+
+def test_cli_end_to_end(tmp_path, capsys) -> None:
+    config = tmp_path / "search.yaml"
+    config.write_text(TINY_YAML)
+    fast = ["--threads", "1", "--warmup", "1", "--reps", "3"]
+    code, out, _ = run_cli(["latency", "build-lut", "--config", str(config), "--calibrate", "3", "--json", *fast],
+                           capsys)
+    built = json.loads(out)
+    assert code == 0 and built["parts"] == built["missing"] > 0 and built["calibration_networks"] == 3
+    csv_path = tmp_path / "measured.csv"
+    code, out, _ = run_cli(["latency", "validate", "--config", str(config), "--n", "8", "--seed", "1", "--lut",
+                            "--out", str(csv_path), "--json", *fast], capsys)
+    report = json.loads(out)
+    assert code == 0 and report["n"] == 8 and 0 <= report["lut"]["within_20"] <= 1
+    model = tmp_path / "model.joblib"
+    assert run_cli(["latency", "fit", str(csv_path), "-o", str(model), "--kind", "ridge"], capsys)[0] == 0
+    genotype = save_genotype(tiny_space().random_genotype(5), tmp_path / "g.yaml")
+    code, out, _ = run_cli(["latency", str(genotype), "--predict", "--model", str(model), "--json"], capsys)
+    assert code == 0 and json.loads(out)["predicted_ms"] > 0
+    code, out, _ = run_cli(["latency", str(genotype), "--lut", "--json", *fast], capsys)
+    assert code == 0 and json.loads(out)["predicted_ms"] > 0
+    code, out, _ = run_cli(["latency", str(genotype), "--json", *fast], capsys)
+    first = json.loads(out)
+    assert code == 0 and first["measured_ms"] > 0 and first["fingerprint"]["threads"] == 1
+    code, out, _ = run_cli(["latency", str(genotype), "--json", *fast], capsys)
+    assert json.loads(out)["cached"] is True
