@@ -85,6 +85,11 @@ def load_dataset(name: str | DatasetSpec = "fashion-mnist", data_dir: str | Path
     return _load_cached(spec)
 
 
+def clear_dataset_cache() -> None:
+    """Forget loaded data sets (``load_dataset`` keeps the last two, shared: do not modify them)."""
+    _load_cached.cache_clear()
+
+
 def _check_spec(spec: DatasetSpec) -> None:
     if spec.name not in NAMES:
         raise DatasetError(f"dataset: {spec.name!r} is not one of {', '.join(NAMES)}")

@@ -2,13 +2,14 @@
 
 The candidate is built at the proxy ``resolution`` with its width multiplied by the proxy ``width``
 (through :func:`searchspace.with_scaling`), trained with SGD + Nesterov momentum (or AdamW) under a
-one-cycle schedule, and evaluated after every epoch; ``report(epoch, accuracy)`` lets an Optuna pruner
+warm-up + cosine schedule, and evaluated after every epoch; ``report(epoch, accuracy)`` lets an Optuna pruner
 stop a bad candidate (whatever ``report`` raises propagates unchanged). Runs are deterministic for a
 given seed, thread count and device.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,7 +51,7 @@ class ProxyConfig:
     val_fraction: float = 0.1         # hold-out of the training split; 0 = validate on the test split
     batch_size: int = 128
     optimizer: str = "sgd"            # sgd (Nesterov momentum 0.9) or adamw
-    lr: float = 0.1                   # peak learning rate of the one-cycle schedule
+    lr: float = 0.1                   # peak learning rate (after warm-up, before cosine decay)
     weight_decay: float = 5e-5        # not applied to norm weights and biases
     label_smoothing: float = 0.0
     seed: int = 0
@@ -134,8 +135,7 @@ def _fit(model: nn.Module, config: ProxyConfig, train: tuple, val: tuple, norm: 
     device = train[0].device
     steps_per_epoch = _num_batches(len(train[1]), config.batch_size)
     optimizer = _optimizer(model, config)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.epochs
-                                                   * steps_per_epoch, pct_start=0.25, anneal_strategy="cos")
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.epochs * steps_per_epoch))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     gen = torch.Generator().manual_seed(config.seed)
     result = ProxyResult(accuracy=0.0, best_accuracy=0.0, params=params)
@@ -202,6 +202,18 @@ def evaluate(model: nn.Module, val: tuple, norm: tuple, config: ProxyConfig) -> 
         x = _normalize(images[start:start + 512], *norm, config.channels_last)
         correct += int((model(x).argmax(1) == labels[start:start + 512]).sum())
     return correct / max(1, len(labels))
+
+
+def warmup_cosine(total_steps: int, warmup: float = 0.25) -> Callable[[int], float]:
+    """LR factor per step: linear warm-up over the first ``warmup`` share, then cosine decay to 0."""
+    warm = int(total_steps * warmup)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total_steps - warm)))
+
+    return factor
 
 
 def _check_config(config: ProxyConfig) -> None:
