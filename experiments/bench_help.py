@@ -5,7 +5,7 @@ device column the learned predictor (``predictors.latency_model.LatencyModel``, 
 column's batch size, regressor picked by 5-fold CV) is fitted on 100 random architectures and
 predicts the other 4,900. Repeated over several random splits; the report gives the mean (and the
 spread over splits) of the fraction within +-10%, Spearman, and, as a baseline, the same split with a
-log-log fit on MACs alone. No timing is involved: this runs in a few minutes.
+log-log fit on MACs alone. No timing is involved (about 10-20 minutes on 2 cores).
 
     python experiments/bench_help.py --splits 5 --out experiments/results/bench_help.md
 """
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         f"latency; regressor ridge or ridge + gradient boosting chosen by 5-fold CV. Runtime {minutes:.1f} min.",
         "Encodings (OFA as described in REFERENCE.md; FBNet with HW-NAS-Bench's CIFAR-100 plan: stem 16 s1, stages "
         "[1,4,4,4,4,4,1] x [16,24,32,64,112,184,352], strides [1,1,2,2,1,2,1], head 1504) are documented in "
-        "`experiments/help_spaces.py`. Phone latencies are whole milliseconds (quantization limits +-10%).",
+        "`experiments/help_spaces.py`. The phone columns hold whole milliseconds.",
         "",
     ]
     for name, columns, results in sections:

@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown dataset(s) {', '.join(unknown)}; allowed: {', '.join(table.acc)}")
     settings = Settings(args.population, args.tournament, args.n_startup)
     summaries = run_benchmark(table, strategies, datasets, args.seeds, checkpoints, settings, args.jobs, args.tol)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+    command = "python experiments/bench_strategies.py " + " ".join(shlex.quote(a) for a in argv or sys.argv[1:])
     report = to_markdown(summaries, table, command, settings, args.tol)
     print(report)
     if args.out:

@@ -14,7 +14,7 @@ import sys
 
 from searchspace.errors import NasError
 
-COMMAND_MODULES = ("zoo", "show", "search", "latency")
+COMMAND_MODULES = ("zoo", "show", "search", "latency", "export", "import_timm", "scale")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -45,7 +45,12 @@ MUTATED_ATTR = "strategy:mutated"
 
 def make_sampler(name: str, seed: int | None = None, *, population: int = 10, tournament: int = 3,
                  n_startup: int = 10, multi_objective: bool = False) -> BaseSampler:
-    """The sampler of strategy ``name``; raises ``NasError`` for an unknown name or a bad setting."""
+    """The sampler of strategy ``name``; raises ``NasError`` for an unknown name or a bad setting.
+
+    ``population``: evolution's population, NSGA-II's population size, the surrogate's number of parents.
+    ``tournament``: evolution's sample size. ``n_startup``: random trials before TPE / the surrogate start.
+    ``multi_objective``: the study has several objectives (the surrogate refuses it).
+    """
     if name not in STRATEGIES:
         raise NasError(f"strategy: {name!r} is not one of {', '.join(STRATEGIES)}")
     if population < 2 or tournament < 1 or tournament > population or n_startup < 0:
@@ -142,7 +147,7 @@ def mutate(trial: FrozenTrial, rng: np.random.RandomState, n: int = 1) -> tuple[
     """The params of ``trial`` with ``n`` parameters (among those that can change) changed."""
     params = dict(trial.params)
     names = [k for k, d in trial.distributions.items() if _n_values(d) > 1]
-    chosen = [names[i] for i in rng.choice(len(names), size=min(n, len(names)), replace=False)]
+    chosen = [names[i] for i in rng.permutation(len(names))[:n]]
     for name in chosen:
         params[name] = mutate_value(trial.distributions[name], params[name], rng)
     return params, chosen
@@ -236,7 +241,7 @@ class SurrogateSampler(PlanSampler):
         space = _union_space(done)
         seen = {params_key(t.params) for t in done}
         top = [done[i] for i in np.argsort(-y, kind="stable")[: self.parents]]
-        candidates, origin = self._candidates(top, space, seen)
+        candidates, origin = self._candidates(done, top, space, seen)
         if not candidates:
             values, changed = mutate(top[0], self._rng)
             return values, {PARENT_ATTR: top[0].number, MUTATED_ATTR: changed}
@@ -245,7 +250,7 @@ class SurrogateSampler(PlanSampler):
         best = int(np.argmax(ei))
         return candidates[best], {PARENT_ATTR: origin[best]}
 
-    def _candidates(self, top: list[FrozenTrial], space: dict[str, BaseDistribution],
+    def _candidates(self, done: list[FrozenTrial], top: list[FrozenTrial], space: dict[str, BaseDistribution],
                     seen: set) -> tuple[list[dict[str, Any]], list[int]]:
         """Unseen one-parameter mutants of ``top``, two-parameter mutants and random points."""
         out: dict[tuple, tuple[dict[str, Any], int]] = {}
@@ -264,8 +269,9 @@ class SurrogateSampler(PlanSampler):
         for _ in range(self.n_double):
             t = top[self._rng.randint(len(top))]
             add(mutate(t, self._rng, n=2)[0], t.number)
-        for _ in range(self.n_random):
-            add({k: _random_value(d, self._rng) for k, d in space.items()}, -1)
+        for _ in range(self.n_random):  # every value new, in the shape (branches) of a random trial
+            t = done[self._rng.randint(len(done))]
+            add({k: _random_value(space[k], self._rng) for k in t.params}, -1)
         return [p for p, _ in out.values()], [o for _, o in out.values()]
 
 

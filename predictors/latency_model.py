@@ -29,6 +29,7 @@ from searchspace.errors import NasError
 from searchspace.genotype import Genotype
 
 KINDS = ("auto", "ridge", "gbr")
+SHARED_FEATURES = FeatureCache()  # feature vectors shared by the models of one process
 
 
 def _regressor(kind: str, seed: int = 0):
@@ -89,7 +90,7 @@ class LatencyModel:
         self.families = list(FAMILIES)
         self.regressor = None
         self.info: dict = {}
-        self._features = FeatureCache()
+        self._features = SHARED_FEATURES
 
     @property
     def feature_names(self) -> list[str]:
@@ -113,7 +114,8 @@ class LatencyModel:
                 values.append(math.log(self.table.table_ms(genotype)))
             return np.array(values, dtype=float)
 
-        base = self._features.get((genotype.hash(), self.batch), compute)
+        table_id = self.table.path if self.table is not None else None
+        base = self._features.get((genotype.hash(), self.batch, table_id, tuple(self.families)), compute)
         if not self.extra_names:
             return base
         extra = extra or {}
