@@ -244,19 +244,19 @@ def phi_grid(genotype: Genotype, coeffs: Coefficients, low: float = PHI_RANGE[0]
 
 def latency_ladder(genotype: Genotype, coeffs: Coefficients, budgets_ms: Sequence[float], measure: Measure,
                    low: float = PHI_RANGE[0], high: float = PHI_RANGE[1], step: float = PHI_STEP,
-                   max_retries: int = 3) -> list[Rung]:
+                   max_rounds: int = 4) -> list[Rung]:
     """For each budget, the largest phi on the grid whose variant meets it, checked by measurement.
 
     Latency grows with phi (up to noise), so a bisection over the grid finds the boundary. A quick
     probe decides when its whole inter-quartile range is on one side of the budget; a probe whose IQR
-    straddles the budget is re-measured carefully and decided by that median. The pick is then
-    verified by a fresh careful measurement. If that misses the budget, the pick is bisected again
-    below it with careful measurements only, and the new pick verified afresh (at most
-    ``max_retries`` times). A rung is ``ok`` (or ``capped`` at the top of the range) only when its
-    verifying median is within the budget; otherwise it is ``impossible``.
+    straddles the budget is re-measured carefully and decided by that median. Then, for at most
+    ``max_rounds`` rounds, the pick is verified by a fresh careful measurement: if it misses, the
+    search continues below it with careful probes only; if it meets, the next larger step is measured
+    carefully too, and when that also meets, the search continues above it. A rung is ``ok`` (``capped``
+    at the top of the range) only with a verifying median within the budget, else ``impossible``.
     """
     ladder = _Ladder(phi_grid(genotype, coeffs, low, high, step), measure)
-    return [ladder.rung(budget, max_retries) for budget in budgets_ms]
+    return [ladder.rung(budget, max_rounds) for budget in budgets_ms]
 
 
 class _Ladder:
@@ -265,25 +265,26 @@ class _Ladder:
     def __init__(self, grid: list[tuple[float, Genotype]], measure: Measure) -> None:
         self.grid, self.measure = grid, measure
         self.quick: dict[int, Probe] = {}
-        self.careful: dict[int, Probe] = {}  # the latest careful probe of each grid index
+        self.careful: dict[int, Probe] = {}   # careful probes taken while deciding
+        self.verified: dict[int, Probe] = {}  # the latest verifying measurement
 
-    def probe(self, i: int) -> Probe:
-        """The best probe of index ``i`` so far (careful over quick); measures quickly if none."""
-        if i in self.careful:
-            return self.careful[i]
-        if i not in self.quick:
-            self.quick[i] = self.measure(self.grid[i][1], False)
+    def best_probe(self, i: int) -> Probe:
+        """The most reliable probe of index ``i`` (verified, careful, quick); measures quickly if none."""
+        for table in (self.verified, self.careful, self.quick):
+            if i in table:
+                return table[i]
+        self.quick[i] = self.measure(self.grid[i][1], False)
         return self.quick[i]
 
     def meets(self, i: int, budget: float, careful_only: bool = False) -> bool:
-        if i not in self.careful:
-            p = self.probe(i) if not careful_only else None
+        if i not in self.verified and i not in self.careful:
+            p = None if careful_only else self.best_probe(i)
             if p is not None and p.q75_ms <= budget:
                 return True
             if p is not None and p.q25_ms > budget:
                 return False
             self.careful[i] = self.measure(self.grid[i][1], True)  # near the boundary: measure longer
-        return self.careful[i].median_ms <= budget
+        return self.best_probe(i).median_ms <= budget
 
     def bisect(self, lo: int, hi: int, budget: float, careful_only: bool = False) -> tuple[int, int]:
         """Adjacent (last meeting, first missing) indices in [lo, hi], given lo meets and hi misses."""
@@ -292,27 +293,47 @@ class _Ladder:
             lo, hi = (mid, hi) if self.meets(mid, budget, careful_only) else (lo, mid)
         return lo, hi
 
-    def rung(self, budget: float, max_retries: int) -> Rung:
+    def search_from(self, lo: int, budget: float, careful_only: bool = False) -> tuple[int, int | None]:
+        """Bisection between ``lo`` (meets) and the top of the range; (top, None) when the top meets."""
+        last = len(self.grid) - 1
+        if self.meets(last, budget, careful_only):
+            return last, None
+        return self.bisect(lo, last, budget, careful_only)
+
+    def rung(self, budget: float, max_rounds: int) -> Rung:
         grid, last = self.grid, len(self.grid) - 1
         if not self.meets(0, budget):
-            return Rung(budget, "impossible", next_phi=grid[0][0], next_probe=self.probe(0),
-                        note=f"the smallest variant (phi {grid[0][0]:g}) measures {self.probe(0).median_ms:.3g} ms")
-        lo, hi = (last, None) if self.meets(last, budget) else self.bisect(0, last, budget)
-        for attempt in range(max_retries + 1):
-            search = self.probe(lo)
-            verify = self.measure(grid[lo][1], True)  # always fresh
+            return Rung(budget, "impossible", next_phi=grid[0][0], next_probe=self.best_probe(0),
+                        note=f"the smallest variant (phi {grid[0][0]:g}) measures "
+                             f"{self.best_probe(0).median_ms:.3g} ms")
+        lo, hi = self.search_from(0, budget)
+        best: int | None = None
+        for _ in range(max_rounds):
+            self.verified[lo] = verify = self.measure(grid[lo][1], True)  # always fresh
             if verify.median_ms <= budget:
-                note = "" if hi is not None else f"the largest variant in range (phi {grid[lo][0]:g}) meets it"
-                return Rung(budget, "ok" if hi is not None else "capped", grid[lo][0], grid[lo][1], search, verify,
-                            None if hi is None else grid[hi][0], None if hi is None else self.probe(hi), note)
-            self.careful[lo] = verify
-            failed = lo
-            if attempt == max_retries or lo == 0 or not self.meets(0, budget, careful_only=True):
-                break
-            lo, hi = self.bisect(0, lo, budget, careful_only=True)  # again below, careful probes only
-        return Rung(budget, "impossible", next_phi=grid[failed][0], next_probe=verify,
-                    note=f"no variant verified within the budget (phi {grid[failed][0]:g} measured "
-                         f"{verify.median_ms:.3g} ms)")
+                best = lo
+                if hi is None or not self.meets(hi, budget, careful_only=True):
+                    break
+                lo, hi = self.search_from(hi, budget, careful_only=True)  # the next step meets too: go above
+            else:
+                floor = 0 if best is None else best
+                if lo == floor or not self.meets(floor, budget, careful_only=True):
+                    break
+                lo, hi = self.bisect(floor, lo, budget, careful_only=True)  # below the miss, careful only
+                if lo == best:
+                    break
+        if best is None:
+            return Rung(budget, "impossible", next_phi=grid[lo][0], next_probe=self.best_probe(lo),
+                        note=f"no variant verified within the budget (phi {grid[lo][0]:g} measured "
+                             f"{self.best_probe(lo).median_ms:.3g} ms)")
+        search = self.careful.get(best) or self.quick.get(best) or self.verified[best]
+        if best == last:
+            return Rung(budget, "capped", grid[best][0], grid[best][1], search, self.verified[best],
+                        note=f"the largest variant in range (phi {grid[best][0]:g}) meets it")
+        nxt = self.best_probe(best + 1)
+        note = "" if nxt.median_ms > budget else "the next step was not confirmed to miss the budget"
+        return Rung(budget, "ok", grid[best][0], grid[best][1], search, self.verified[best],
+                    grid[best + 1][0], nxt, note)
 
 
 # ---- families ----------------------------------------------------------------------------------

@@ -211,6 +211,22 @@ def test_verification_steps_down_when_the_pick_misses(tiny):
     assert exact(compound_scale(tiny, PAPER, rung.next_phi), True).median_ms > budget
 
 
+def test_ladder_climbs_when_the_quick_probes_read_high(tiny):
+    """Quick probes that overstate latency put the first pick too low; careful ones correct it upward."""
+    memo: dict = {}
+    exact = macs_cost(memo)
+
+    def pessimistic(genotype, careful: bool) -> Probe:
+        p = exact(genotype, careful)
+        return p if careful else Probe(p.median_ms * 1.6, p.median_ms * 1.6, p.median_ms * 1.6)
+
+    budget = exact(tiny, True).median_ms * 2.0
+    (truth,) = latency_ladder(tiny, PAPER, [budget], exact)
+    (rung,) = latency_ladder(tiny, PAPER, [budget], pessimistic)
+    assert rung.status == "ok" and rung.phi == truth.phi and rung.next_phi == truth.next_phi
+    assert rung.next_probe.median_ms > budget >= rung.verify.median_ms and rung.note == ""
+
+
 # ---- the command line ---------------------------------------------------------------------------------
 
 
