@@ -5,7 +5,7 @@ device column the learned predictor (``predictors.latency_model.LatencyModel``, 
 column's batch size, regressor picked by 5-fold CV) is fitted on 100 random architectures and
 predicts the other 4,900. Repeated over several random splits; the report gives the mean (and the
 spread over splits) of the fraction within +-10%, Spearman, and, as a baseline, the same split with a
-log-log fit on MACs alone. No timing is involved (about 10-20 minutes on 2 cores).
+log-log fit on MACs alone. No timing is involved (under 10 minutes on 2 cores).
 
     python experiments/bench_help.py --splits 5 --out experiments/results/bench_help.md
 """

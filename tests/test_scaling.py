@@ -239,6 +239,8 @@ def test_ladder_climbs_when_the_quick_probes_read_high(tiny):
     (["--phi", "1", "--alpha", "1.2"], "--alpha, --beta and --gamma go together"),
     (["--phi", "1", "--alpha", "1.2", "--beta", "0.9", "--gamma", "1.15"], "--beta: 0.9 must be a number >= 1"),
     (["--phi", "1", "--latency-ladder", "10ms"], "give exactly one of --phi"),
+    (["--latency-ladder", "10ms", "--grid", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15"], "--grid searches"),
+    (["--phi", "1", "--grid-max", "0"], "--grid-max: 0 must be >= 1"),
     ([], "give exactly one of --phi"),
 ])
 def test_cli_bad_input_one_line(argv, message, capsys):

@@ -130,6 +130,8 @@ def _run(args: argparse.Namespace) -> int:
     phis = parse_phis(args.phi) if args.phi is not None else None
     budgets = parse_ladder(args.latency_ladder) if args.latency_ladder is not None else None
     coeffs = parse_coefficients(args)
+    if coeffs is not None and args.grid:
+        raise NasError("--grid searches the coefficients: leave out --alpha, --beta and --gamma with it")
     grid_args = (_number(args.grid_step, "--grid-step"), _number(args.grid_tolerance, "--grid-tolerance"),
                  int(_number(args.grid_max, "--grid-max", int)))
     if grid_args[2] < 1:
