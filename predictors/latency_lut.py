@@ -190,8 +190,9 @@ class LatencyTable:
         """Table sum times the correction, with the correction's residual quantiles as the interval."""
         x = self.features(genotype, resolution)
         log_ms = x[0] + self.correction.log_factor(x)
-        return Prediction(math.exp(log_ms), math.exp(log_ms + self.correction.low),
-                          math.exp(log_ms + self.correction.high))
+        ms = math.exp(log_ms)  # the bounds are clamped so rounding never puts ms outside them
+        return Prediction(ms, min(ms, math.exp(log_ms + self.correction.low)),
+                          max(ms, math.exp(log_ms + self.correction.high)))
 
     def predict(self, genotype: Genotype, resolution: int | None = None) -> float:
         """Predicted latency (ms) of ``genotype``."""

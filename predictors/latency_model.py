@@ -147,8 +147,9 @@ class LatencyModel:
         if self.regressor is None:
             raise NasError("latency model is not fitted")
         log_ms = float(self.regressor.predict(self.features(genotype, extra)[None, :])[0])
-        return Prediction(math.exp(log_ms), math.exp(log_ms + self.info["resid_low"]),
-                          math.exp(log_ms + self.info["resid_high"]))
+        ms = math.exp(log_ms)
+        return Prediction(ms, min(ms, math.exp(log_ms + self.info["resid_low"])),
+                          max(ms, math.exp(log_ms + self.info["resid_high"])))
 
     def predict(self, genotype: Genotype, extra: dict[str, float] | None = None) -> float:
         """Predicted latency (ms)."""
