@@ -180,13 +180,19 @@ def to_markdown(summaries: Sequence[Summary], table: Table, command: str, settin
              f"Settings: population {settings.population}, tournament {settings.tournament}, "
              f"n_startup {settings.n_startup}; {summaries[0].seeds} seeds per strategy and dataset; "
              f"objective = 200-epoch test accuracy (maximised); every trial counts as a query, repeats included. "
-             f"P = probability that the best so far is within {tol} points of the dataset's best.", "",
+             f"P = probability that the best so far is within {tol} points of the dataset's best "
+             f"(binomial standard error up to {0.5 / np.sqrt(summaries[0].seeds):.2f}); "
+             "`random, exact` = 1 - (1 - k/N)^q for k of the N cells within the tolerance. "
+             "s / run = wall seconds of one run, on a shared machine.", "",
              ANCHORS, ""]
     for d in dict.fromkeys(s.dataset for s in summaries):
-        lines += [f"## {d} (best {table.best(d):.2f})", ""]
+        good = sum(v >= table.best(d) - tol - 1e-9 for v in table.acc[d].values())
+        lines += [f"## {d} (best {table.best(d):.2f}; {good} of {len(table.acc[d])} cells within {tol})", ""]
         head = ([f"P@{c}" for c in checkpoints] + [f"mean best @{c}" for c in checkpoints]
                 + [f"distinct cells /{checkpoints[-1]}", "s / run"])
         lines += ["| strategy | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
+        exact = [f"{1 - (1 - good / len(table.acc[d])) ** c:.2f}" for c in checkpoints]
+        lines.append("| random, exact | " + " | ".join(exact + ["-"] * (len(checkpoints) + 2)) + " |")
         for s in (s for s in summaries if s.dataset == d):
             cells = ([f"{p:.2f}" for p in s.p_within] + [f"{m:.2f}" for m in s.mean_best]
                      + [f"{s.distinct:.1f}", f"{s.seconds:.2f}"])

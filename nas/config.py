@@ -38,7 +38,7 @@ class SearchConfig:
     reward: str = "mnasnet"
     reward_weight: float | None = None
     reject_factor: float = 2.0
-    strategy: str = "evolution"
+    strategy: str = "auto"
     population: int = 10
     tournament: int = 3
     trials: int | None = None
@@ -84,7 +84,8 @@ HELP = {
     "reward": "mnasnet (soft, w=-0.07), mnasnet-hard, tunas-abs, pareto (NSGA-II front)",
     "reward_weight": "override w (mnasnet) or beta (tunas-abs)",
     "reject_factor": "with mnasnet-hard: skip training of candidates whose cost exceeds FACTOR * T (0: never)",
-    "strategy": "search strategy (see nas/strategies.py)",
+    "strategy": "search strategy: auto (surrogate; nsga2 for --reward pareto), surrogate, evolution, tpe, "
+                "nsga2, random (see experiments/results/bench_strategies.md)",
     "population": "evolution population size",
     "tournament": "evolution tournament (sample) size",
     "trials": "stop after this many trials (including failed and pruned)",
@@ -236,6 +237,8 @@ def check_config(config: SearchConfig) -> None:
         raise NasError(f"budget: {config.budget} must be > 0")
     if config.latency == "predictor" and not config.latency_model:
         raise NasError("latency_model: required with --latency predictor (a file from `nas latency fit`)")
+    if config.strategy == "auto":  # the best measured on NAS-Bench-201 (bench_strategies.md)
+        config.strategy = "nsga2" if config.reward == "pareto" else "surrogate"
     if config.workers < 1:
         raise NasError(f"workers: {config.workers} must be >= 1")
     if config.population < 2 or not 1 <= config.tournament <= config.population:

@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from predictors.latency import DEFAULT, MeasureConfig, measure_latency
+from predictors.latency import DEFAULT, MeasureConfig, measure_many
 from predictors.proxy import ProxyConfig, ProxyError, train_proxy
 from searchspace import Genotype, parse_genotype, with_scaling
 from searchspace.errors import GenotypeError, NasError
@@ -186,9 +186,9 @@ class Probe:
         return self.q75_ms - self.q25_ms
 
 
-Measure = Callable[[Genotype, bool], Probe]
-"""``measure(genotype, careful)``: quick (may be cached) when ``careful`` is False; with ``careful``
-a fresh measurement with more repetitions."""
+Measure = Callable[[Sequence[Genotype], bool], list[Probe]]
+"""``measure(genotypes, careful)``: one probe per genotype, measured together (interleaved rounds, so
+load changes hit all alike); quick (may be cached) when ``careful`` is False, else fresh and longer."""
 
 # Careful measurements: about 6 s per network (1 s per round), 30 to 180 repetitions, no early stop.
 CAREFUL = MeasureConfig(reps=180, min_reps=30, rounds=6, round_seconds=1.0, target_spread=0.0)
@@ -202,11 +202,11 @@ def latency_measure(backend: str = "torch", threads: int | None = None, quick: M
     measurement cache; None: none); careful ones use ``careful`` and never a cache, so they are fresh.
     """
 
-    def measure(genotype: Genotype, is_careful: bool) -> Probe:
+    def measure(genotypes: Sequence[Genotype], is_careful: bool) -> list[Probe]:
         base = careful if is_careful else (quick or MeasureConfig())
-        config = replace(base, backend=backend, threads=threads, batch=1, resolution=genotype.resolution)
-        m = measure_latency(genotype, config, cache=None if is_careful else cache)
-        return Probe(m.median_ms, m.q25_ms, m.q75_ms, m.reps, m.fingerprint.get("id", ""))
+        config = replace(base, backend=backend, threads=threads, batch=1, resolution=None)  # each its own
+        found = measure_many(list(genotypes), config, cache=None if is_careful else cache)
+        return [Probe(m.median_ms, m.q25_ms, m.q75_ms, m.reps, m.fingerprint.get("id", "")) for m in found]
 
     return measure
 
@@ -250,10 +250,10 @@ def latency_ladder(genotype: Genotype, coeffs: Coefficients, budgets_ms: Sequenc
     Latency grows with phi (up to noise), so a bisection over the grid finds the boundary. A quick
     probe decides when its whole inter-quartile range is on one side of the budget; a probe whose IQR
     straddles the budget is re-measured carefully and decided by that median. Then, for at most
-    ``max_rounds`` rounds, the pick is verified by a fresh careful measurement: if it misses, the
-    search continues below it with careful probes only; if it meets, the next larger step is measured
-    carefully too, and when that also meets, the search continues above it. A rung is ``ok`` (``capped``
-    at the top of the range) only with a verifying median within the budget, else ``impossible``.
+    ``max_rounds`` rounds, the pick and the next larger step are measured afresh and carefully, together
+    (interleaved): if the pick misses, the search continues below it with careful probes only; if the
+    next step meets too, it continues above. A rung is ``ok`` (``capped`` at the top of the range) only
+    when its verifying median is within the budget, else ``impossible``.
     """
     ladder = _Ladder(phi_grid(genotype, coeffs, low, high, step), measure)
     return [ladder.rung(budget, max_rounds) for budget in budgets_ms]
@@ -273,7 +273,7 @@ class _Ladder:
         for table in (self.verified, self.careful, self.quick):
             if i in table:
                 return table[i]
-        self.quick[i] = self.measure(self.grid[i][1], False)
+        self.quick[i] = self.measure([self.grid[i][1]], False)[0]
         return self.quick[i]
 
     def meets(self, i: int, budget: float, careful_only: bool = False) -> bool:
@@ -283,7 +283,7 @@ class _Ladder:
                 return True
             if p is not None and p.q25_ms > budget:
                 return False
-            self.careful[i] = self.measure(self.grid[i][1], True)  # near the boundary: measure longer
+            self.careful[i] = self.measure([self.grid[i][1]], True)[0]  # near the boundary: measure longer
         return self.best_probe(i).median_ms <= budget
 
     def bisect(self, lo: int, hi: int, budget: float, careful_only: bool = False) -> tuple[int, int]:
@@ -300,6 +300,12 @@ class _Ladder:
             return last, None
         return self.bisect(lo, last, budget, careful_only)
 
+    def verify(self, indices: list[int]) -> list[Probe]:
+        """Fresh careful probes of ``indices``, measured together."""
+        probes = self.measure([self.grid[i][1] for i in indices], True)
+        self.verified.update(zip(indices, probes, strict=True))
+        return probes
+
     def rung(self, budget: float, max_rounds: int) -> Rung:
         grid, last = self.grid, len(self.grid) - 1
         if not self.meets(0, budget):
@@ -309,10 +315,10 @@ class _Ladder:
         lo, hi = self.search_from(0, budget)
         best: int | None = None
         for _ in range(max_rounds):
-            self.verified[lo] = verify = self.measure(grid[lo][1], True)  # always fresh
-            if verify.median_ms <= budget:
+            probes = self.verify([lo] if hi is None else [lo, hi])
+            if probes[0].median_ms <= budget:
                 best = lo
-                if hi is None or not self.meets(hi, budget, careful_only=True):
+                if hi is None or probes[1].median_ms > budget:
                     break
                 lo, hi = self.search_from(hi, budget, careful_only=True)  # the next step meets too: go above
             else:
@@ -362,9 +368,6 @@ def network_cost(genotype: Genotype) -> tuple[int, int]:
 def scale_family(genotype: Genotype, coeffs: Coefficients, phis: Sequence[float], name: str,
                  measure: Measure | None = None) -> list[Member]:
     """The variants at ``phis`` named ``<name>_b<phi>``, with params, MACs and (quick) latency."""
-    members = []
-    for phi in phis:
-        variant = compound_scale(genotype, coeffs, phi, name=f"{name}_b{phi:g}")
-        params, macs = network_cost(variant)
-        members.append(Member(phi, variant, params, macs, None if measure is None else measure(variant, False)))
-    return members
+    variants = [compound_scale(genotype, coeffs, phi, name=f"{name}_b{phi:g}") for phi in phis]
+    probes = measure(variants, False) if measure is not None else [None] * len(variants)
+    return [Member(phi, v, *network_cost(v), p) for phi, v, p in zip(phis, variants, probes, strict=True)]

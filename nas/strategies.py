@@ -10,7 +10,10 @@ the define-by-run model (the parameters a trial has depend on its earlier choice
 - ``surrogate``: surrogate-guided evolution. After ``n_startup`` random trials, a Gaussian process
   on a Hamming / one-hot kernel is fitted to all completed trials; the candidates are every
   one-parameter mutation of the ``population`` best trials, two-parameter mutations and random
-  points; the unseen candidate of highest expected improvement is the next trial.
+  points; the unseen candidate of highest expected improvement is the next trial. The targets are
+  rank-normalised (a Gaussian copula) so that a long tail of broken candidates does not flatten the
+  differences at the top. In a conditional space a mutant that switches a branch keeps the parent's
+  stale sub-parameters in its encoding; the new branch's parameters are sampled at random.
 
 Both keep no search state of their own: each trial re-reads the completed trials of the study, so a
 study resumed from RDB storage continues where it stopped. The chosen values are a *plan* made in

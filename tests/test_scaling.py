@@ -152,33 +152,38 @@ def test_grid_search_trains_each_point(tiny):
 # ---- the latency ladder ------------------------------------------------------------------------------
 
 
-def macs_cost(memo: dict) -> callable:
-    """An exact, deterministic cost: MMACs of the variant (quartiles equal to the median)."""
+def macs_cost(memo: dict, quick_factor: float = 1.0) -> callable:
+    """An exact, deterministic cost: MMACs of each variant (quartiles equal to the median); quick
+    probes read ``quick_factor`` times the truth."""
 
-    def measure(genotype, careful: bool) -> Probe:
-        key = genotype.hash()
-        if key not in memo:
-            memo[key] = network_cost(genotype)[1] / 1e6
-        return Probe(memo[key], memo[key], memo[key])
+    def measure(genotypes, careful: bool) -> list[Probe]:
+        out = []
+        for g in genotypes:
+            if g.hash() not in memo:
+                memo[g.hash()] = network_cost(g)[1] / 1e6
+            value = memo[g.hash()] * (1.0 if careful else quick_factor)
+            out.append(Probe(value, value, value))
+        return out
 
     return measure
 
 
+def cost(measure, genotype) -> float:
+    return measure([genotype], True)[0].median_ms
+
+
 def test_ladder_with_macs_picks_the_largest_phi(tiny):
-    memo: dict = {}
-    measure = macs_cost(memo)
-    base = measure(tiny, False).median_ms
-    smallest = measure(compound_scale(tiny, PAPER, -3.0), False).median_ms
+    measure = macs_cost({})
+    base = cost(measure, tiny)
+    smallest = cost(measure, compound_scale(tiny, PAPER, -3.0))
     budgets = [smallest * 0.5, base * 0.7, base, base * 2.5, 1e9]
     rungs = latency_ladder(tiny, PAPER, budgets, measure)
     assert [r.status for r in rungs] == ["impossible", "ok", "ok", "ok", "capped"]
     assert rungs[0].genotype is None and "smallest variant" in rungs[0].note
     for r in rungs[1:4]:
-        assert measure(r.genotype, False).median_ms <= r.budget_ms
-        assert r.verify.median_ms <= r.budget_ms
+        assert cost(measure, r.genotype) <= r.budget_ms and r.verify.median_ms <= r.budget_ms
         assert r.next_phi == pytest.approx(r.phi + PHI_STEP)
-        larger = compound_scale(tiny, PAPER, r.phi + PHI_STEP)
-        assert measure(larger, False).median_ms > r.budget_ms
+        assert cost(measure, compound_scale(tiny, PAPER, r.phi + PHI_STEP)) > r.budget_ms
     assert rungs[2].phi >= 0.0 > rungs[1].phi  # the base itself meets its own cost
     assert rungs[1].phi <= rungs[2].phi <= rungs[3].phi
     assert rungs[4].phi == 6.0 and rungs[4].next_phi is None
@@ -188,7 +193,7 @@ def test_ladder_with_real_tiny_measurements(tiny):
     quick = MeasureConfig(warmup=2, reps=10, min_reps=5, rounds=2, round_seconds=0.01)
     careful = MeasureConfig(warmup=2, reps=20, min_reps=10, rounds=2, round_seconds=0.02, target_spread=0.0)
     measure = latency_measure("torch", 1, quick, careful, cache=None)
-    base = measure(tiny, True)
+    base = measure([tiny], True)[0]
     rungs = latency_ladder(tiny, PAPER, [1e-6, base.median_ms * 3], measure, low=-1.0, high=1.0, step=0.25)
     assert rungs[0].status == "impossible"
     assert rungs[1].status in ("ok", "capped")
@@ -196,33 +201,25 @@ def test_ladder_with_real_tiny_measurements(tiny):
 
 
 def test_verification_steps_down_when_the_pick_misses(tiny):
-    """A pick whose careful re-measurement misses the budget is replaced by the next smaller step."""
-    memo: dict = {}
-    exact = macs_cost(memo)
-
-    def optimistic(genotype, careful: bool) -> Probe:
-        p = exact(genotype, careful)
-        return p if careful else Probe(p.median_ms * 0.5, p.median_ms * 0.5, p.median_ms * 0.5)  # quick reads low
-
-    budget = exact(tiny, True).median_ms
+    """A pick whose careful re-measurement misses the budget is replaced by a smaller step."""
+    exact = macs_cost({})
+    optimistic = macs_cost({}, quick_factor=0.5)  # quick probes read half the truth: the first pick is too large
+    budget = cost(exact, tiny)
     (rung,) = latency_ladder(tiny, PAPER, [budget], optimistic)
+    (truth,) = latency_ladder(tiny, PAPER, [budget], exact)
     assert rung.status == "ok" and rung.verify.median_ms <= budget
-    assert rung.search.median_ms == exact(rung.genotype, True).median_ms  # decided by the careful re-bisection
-    assert exact(compound_scale(tiny, PAPER, rung.next_phi), True).median_ms > budget
+    assert rung.search.median_ms == cost(exact, rung.genotype)  # decided by the careful re-bisection
+    assert rung.phi == truth.phi and cost(exact, compound_scale(tiny, PAPER, rung.next_phi)) > budget
 
 
 def test_ladder_climbs_when_the_quick_probes_read_high(tiny):
     """Quick probes that overstate latency put the first pick too low; careful ones correct it upward."""
-    memo: dict = {}
-    exact = macs_cost(memo)
-
-    def pessimistic(genotype, careful: bool) -> Probe:
-        p = exact(genotype, careful)
-        return p if careful else Probe(p.median_ms * 1.6, p.median_ms * 1.6, p.median_ms * 1.6)
-
-    budget = exact(tiny, True).median_ms * 2.0
+    exact = macs_cost({})
+    pessimistic = macs_cost({}, quick_factor=1.6)
+    budget = cost(exact, tiny) * 2.0
     (truth,) = latency_ladder(tiny, PAPER, [budget], exact)
     (rung,) = latency_ladder(tiny, PAPER, [budget], pessimistic)
+    assert truth.phi > latency_ladder(tiny, PAPER, [budget / 1.6], exact)[0].phi  # the quick pick is lower
     assert rung.status == "ok" and rung.phi == truth.phi and rung.next_phi == truth.next_phi
     assert rung.next_probe.median_ms > budget >= rung.verify.median_ms and rung.note == ""
 

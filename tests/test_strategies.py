@@ -164,7 +164,7 @@ def test_benchmark_on_a_synthetic_table() -> None:
     assert summary.mean_best == pytest.approx([curves[:, 2].mean(), curves[:, 19].mean()])
     assert np.all(np.diff(curves, axis=1) >= 0) and curves.max() <= 9.0
     report = bench.to_markdown([summary], table, "python bench", settings)
-    assert "## toy (best 9.00)" in report and "| evolution |" in report
+    assert "## toy (best 9.00; 2 of 27 cells within 0.5)" in report and "| evolution |" in report
 
 
 def test_benchmark_cli_writes_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
