@@ -130,7 +130,7 @@ def main() -> None:
         frame["vote3 (borda)"] = vote({n: frame[NASLIB_NAME[n]] for n in VOTE3}, "borda")
         frame["vote3 (majority)"] = vote({n: frame[NASLIB_NAME[n]] for n in VOTE3}, "majority")
     csv_path = Path(args.out).with_suffix(".csv")
-    free.join(dep.set_index("arch_str")).to_csv(csv_path)
+    free[list(DATA_FREE)].join(dep.set_index("arch_str")).to_csv(csv_path, float_format="%.8g")
 
     lines = [
         "# Zero-cost proxies on NAS-Bench-201",

@@ -6,8 +6,13 @@ importable (e.g. ``pip install --target /tmp/refpkgs --no-deps timm==1.0.31 torc
     PYTHONPATH=/tmp/refpkgs .venv/bin/python experiments/reference_counts.py
 """
 
-import json, torch, torchvision.models as tvm, timm
+import json
+
+import timm
+import torch
+import torchvision.models as tvm
 from torch.utils.flop_counter import FlopCounterMode
+
 tv = ['mobilenet_v3_large','mobilenet_v3_small','mobilenet_v2','mnasnet1_0','mnasnet0_5'] + [f'efficientnet_b{i}' for i in range(8)] + ['shufflenet_v2_x0_5','shufflenet_v2_x1_0','shufflenet_v2_x1_5','shufflenet_v2_x2_0','resnet18','resnet34','resnet50','resnext50_32x4d']
 tm = ['ghostnet_100','resnest14d','resnest26d','resnest50d','vovnet39a','vovnet57a','ese_vovnet19b_dw','ese_vovnet39b','ese_vovnet57b']
 res = {f'efficientnet_b{i}': r for i, r in enumerate([224,240,260,300,380,456,528,600])}

@@ -4,6 +4,7 @@ ladder (MACs as an exact cost, and real tiny measurements) and ``nas scale`` inp
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -198,6 +199,20 @@ def test_ladder_with_real_tiny_measurements(tiny):
     assert rungs[0].status == "impossible"
     assert rungs[1].status in ("ok", "capped")
     assert rungs[1].verify.median_ms <= rungs[1].budget_ms and rungs[1].verify.reps >= 10
+
+
+def test_noisy_cached_probes_are_measured_again(tiny, tmp_path):
+    from predictors.latency_cache import LatencyCache
+
+    cache = LatencyCache(tmp_path / "m.jsonl")
+    quick = MeasureConfig(warmup=1, reps=5, min_reps=3, rounds=1, round_seconds=0.01)
+    measure = latency_measure("torch", 1, quick, cache=cache)
+    first = measure([tiny], False)[0]
+    m = latency.measure_latency(tiny, replace(quick, threads=1, resolution=None), cache=cache)
+    assert m.cached and m.median_ms == first.median_ms
+    record = m.to_dict() | {"median_ms": 1e6, "noisy": True}  # a result measured under heavy load
+    cache.store(m.genotype_hash, m.fingerprint["id"], m.resolution, 1, record)
+    assert measure([tiny], False)[0].median_ms < 1e6
 
 
 def test_verification_steps_down_when_the_pick_misses(tiny):
