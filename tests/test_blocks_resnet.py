@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from searchspace import GenotypeError, build_model, parse_genotype
-from searchspace.blocks import BlockArgs, get_family
-from searchspace.params import check_params
+from searchspace.blocks import get_family
+from tests.block_helpers import genotype, make_block
 
 torch.set_num_threads(1)
 
@@ -16,22 +16,6 @@ FAMILIES = ("basic", "bottleneck", "split_attention")
 SHAPES = [(16, 16, 1), (16, 32, 1), (16, 32, 2), (32, 32, 2)]  # (in, out, stride)
 
 
-def make_block(name: str, in_ch: int, out: int, stride: int, **params) -> nn.Module:
-    family = get_family(name)
-    args = BlockArgs(in_ch=in_ch, out=out, stride=stride, params=check_params(params, family.params, "b"))
-    family.check(args, "b")
-    return family.build(args)
-
-
-def genotype(blocks: list[dict], resolution: int = 32) -> dict:
-    return {
-        "format": "nas-genotype/1",
-        "name": "t",
-        "input": {"channels": 3, "resolution": resolution},
-        "stem": {"type": "conv", "out": 16, "kernel": 3, "stride": 1},
-        "stages": [{"blocks": [b]} for b in blocks],
-        "head": {"num_classes": 10},
-    }
 
 
 @pytest.mark.parametrize("name", FAMILIES)

@@ -5,19 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from nas.cli import main as cli_main
 from predictors.cost import count_macs, count_params
 from searchspace import build_model, genotype_text, load_genotype, save_genotype, zoo_names
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def show_json(capsys, *argv: str) -> dict:

@@ -55,12 +55,6 @@ MACS_NAMES = [name for name, (_, macs) in REFERENCE.items() if macs < MACS_LIMIT
 EFFICIENTNET_SCALED = [f"efficientnet_b{i}" for i in range(1, 8)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_reference_table_covers_the_zoo_exactly():
