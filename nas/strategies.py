@@ -242,7 +242,9 @@ class SurrogateSampler(PlanSampler):
             return {}, {}
         y = np.array([t.values[0] for t in done]) * _signs(study)[0]
         space = _union_space(done)
-        seen = {params_key(t.params) for t in done}
+        # every point already asked counts as seen (pruned, failed and running ones too), so a
+        # candidate stopped early by a pruner is never proposed again
+        seen = {params_key(t.params) for t in study.get_trials(deepcopy=False) if t.params}
         top = [done[i] for i in np.argsort(-y, kind="stable")[: self.parents]]
         candidates, origin = self._candidates(done, top, space, seen)
         if not candidates:

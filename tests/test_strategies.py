@@ -174,3 +174,23 @@ def test_benchmark_cli_writes_the_report(tmp_path: Path, monkeypatch: pytest.Mon
                 "--n-startup", "3", "--out", str(out)])
     text = out.read_text()
     assert "--strategies random,surrogate" in text and "| surrogate |" in text and "P@10" in text
+
+
+def test_surrogate_never_reproposes_a_pruned_point():
+    """A candidate stopped by a pruner counts as seen: the next trials must differ from it."""
+    import optuna
+
+    from nas.strategies import make_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize", sampler=make_sampler("surrogate", seed=0, n_startup=5))
+
+    def objective(trial):
+        x = [trial.suggest_categorical(f"x{i}", [0, 1, 2]) for i in range(4)]
+        if trial.number >= 5:
+            raise optuna.TrialPruned()
+        return float(sum(x))
+
+    study.optimize(objective, n_trials=20)
+    keys = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(keys)) == len(keys)
