@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from searchspace.blocks.base import BlockArgs, BlockFamily
-from searchspace.layers import ACTIVATIONS, ConvBNAct, SqueezeExcite, make_divisible, se_channels
+from searchspace.blocks.mbconv import expanded_width as mbconv_expanded_width
+from searchspace.layers import ACTIVATIONS, ConvBNAct, SqueezeExcite, se_channels
 from searchspace.params import Param
 
 PARAMS = (
@@ -35,12 +36,8 @@ PARAMS = (
 
 
 def expanded_width(args: BlockArgs) -> int:
-    """The expanded (hidden) width of one block instance."""
-    if args["mid"] is not None:
-        return args["mid"]
-    if args["expand"] == 1.0:
-        return args.in_ch
-    return make_divisible(args.in_ch * args["expand"], 4)
+    """The expanded (hidden) width: as mbconv's, rounded to a multiple of 4 as timm's GhostNet."""
+    return mbconv_expanded_width(args, divisor=4)
 
 
 class GhostModule(nn.Module):

@@ -33,13 +33,13 @@ PARAMS = (
 )
 
 
-def expanded_width(args: BlockArgs) -> int:
-    """The expanded (hidden) width of one block instance."""
+def expanded_width(args: BlockArgs, divisor: int = 8) -> int:
+    """The expanded (hidden) width of one block instance: explicit ``mid``, or in * expand rounded."""
     if args["mid"] is not None:
         return args["mid"]
     if args["expand"] == 1.0:
         return args.in_ch
-    return make_divisible(args.in_ch * args["expand"], 8)
+    return make_divisible(args.in_ch * args["expand"], divisor)
 
 
 class MBConv(nn.Module):
