@@ -156,6 +156,26 @@ def mutate(trial: FrozenTrial, rng: np.random.RandomState, n: int = 1) -> tuple[
     return params, chosen
 
 
+def unseen_mutant(parent: FrozenTrial, seen: set, rng: np.random.RandomState,
+                  tries: int = 20) -> tuple[dict[str, Any], list[str]]:
+    """A mutant of ``parent`` not in ``seen``: one change first, more when those are all taken.
+
+    Falls back to the last mutant tried when every attempt was already seen (a nearly exhausted
+    neighbourhood), so the sampler always proposes something.
+    """
+    values, changed = mutate(parent, rng)
+    for attempt in range(tries):
+        if params_key(values) not in seen:
+            break
+        values, changed = mutate(parent, rng, n=1 + attempt // 5)
+    return values, changed
+
+
+def _seen_points(study: Study) -> set:
+    """Every point already asked (pruned, failed and running ones too): never worth asking again."""
+    return {params_key(t.params) for t in study.get_trials(deepcopy=False) if t.params}
+
+
 def params_key(params: dict[str, Any]) -> frozenset:
     """A hashable key of a parameter set, for telling seen points from new ones."""
     return frozenset(params.items())  # Optuna's choices are None, bool, int, float or str: hashable
@@ -221,7 +241,7 @@ class EvolutionSampler(PlanSampler):
         alive = done[-self.population:]
         picked = self._rng.choice(len(alive), size=self.tournament, replace=False)
         parent = best_of([alive[i] for i in sorted(picked)], _signs(study), self._rng)
-        values, changed = mutate(parent, self._rng)
+        values, changed = unseen_mutant(parent, _seen_points(study), self._rng)
         return values, {PARENT_ATTR: parent.number, MUTATED_ATTR: changed}
 
 
@@ -244,7 +264,7 @@ class SurrogateSampler(PlanSampler):
         space = _union_space(done)
         # every point already asked counts as seen (pruned, failed and running ones too), so a
         # candidate stopped early by a pruner is never proposed again
-        seen = {params_key(t.params) for t in study.get_trials(deepcopy=False) if t.params}
+        seen = _seen_points(study)
         top = [done[i] for i in np.argsort(-y, kind="stable")[: self.parents]]
         candidates, origin = self._candidates(done, top, space, seen)
         if not candidates:

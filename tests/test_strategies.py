@@ -176,14 +176,12 @@ def test_benchmark_cli_writes_the_report(tmp_path: Path, monkeypatch: pytest.Mon
     assert "--strategies random,surrogate" in text and "| surrogate |" in text and "P@10" in text
 
 
-def test_surrogate_never_reproposes_a_pruned_point():
+@pytest.mark.parametrize("name", ["surrogate", "evolution"])
+def test_pruned_points_are_never_proposed_again(name: str) -> None:
     """A candidate stopped by a pruner counts as seen: the next trials must differ from it."""
-    import optuna
-
-    from nas.strategies import make_sampler
-
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(direction="maximize", sampler=make_sampler("surrogate", seed=0, n_startup=5))
+    options = {"n_startup": 5} if name == "surrogate" else {"population": 5, "tournament": 2}
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(name, seed=0, **options))
 
     def objective(trial):
         x = [trial.suggest_categorical(f"x{i}", [0, 1, 2]) for i in range(4)]
