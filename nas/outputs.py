@@ -15,7 +15,7 @@ from searchspace import Genotype, parse_genotype, save_genotype
 
 REFERENCE_NETWORKS = ("mobilenet_v3_small", "mobilenet_v3_large", "shufflenet_v2_x1_0", "ghostnet_100")
 TRIAL_COLUMNS = ("number", "state", "accuracy", "cost", "reward", "epochs", "seconds", "train_seconds",
-                 "cost_seconds", "params", "hash", "reason", "architecture")
+                 "cost_seconds", "params", "hash", "duplicate_of", "reason", "architecture")
 
 
 def trial_rows(study: optuna.Study) -> list[dict]:
@@ -30,6 +30,7 @@ def trial_rows(study: optuna.Study) -> list[dict]:
             "cost_seconds": a.get("cost_seconds"), "params": a.get("params"), "hash": a.get("hash"),
             "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
             if t.datetime_complete and t.datetime_start else None,
+            "duplicate_of": a.get("duplicate_of"),
             "reason": a.get("reason", ""),
             "architecture": describe(parse_genotype(genotype)) if genotype else "",
         }
@@ -99,6 +100,9 @@ def write_report(path: Path, summary: dict, front: list[dict], rows: list[dict],
     lines = [f"# Search report: {summary['name']}", ""]
     lines += [f"- {k}: {v}" for k, v in summary.items() if k != "name"]
     lines += [f"- trials by state: {', '.join(f'{k} {v}' for k, v in sorted(states.items()))}"]
+    repeats = sum(r["duplicate_of"] is not None for r in rows)
+    if repeats:
+        lines += [f"- repeats of a network already scored (results reused, not retrained): {repeats}"]
     overhead = engine_overhead(rows)
     if overhead is not None:
         lines += [f"- engine overhead (trial time not spent training or measuring): {100 * overhead:.1f}%"]

@@ -94,50 +94,96 @@ def run_ray(run: Run, study: optuna.Study, progress) -> str | None:
                                   max_concurrent=cfg.workers)
     scheduler = ASHAScheduler(time_attr="epoch", metric="reward", mode="max", max_t=cfg.proxy.epochs + 1,
                               grace_period=1, reduction_factor=2)
+    recorder = _record_as_finished(study, run, progress)
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(_trainable, run=run), {"cpu": 1}),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     num_samples=cfg.trials or -1, time_budget_s=cfg.budget),
         run_config=tune.RunConfig(name="tune", storage_path=str((run.folder / "ray").resolve()), verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=0)),
+                                  failure_config=tune.FailureConfig(max_failures=0), callbacks=[recorder]),
     )
     results = tuner.fit()
-    n = record_results(study, run, results, progress)
+    n = recorder.count + record_results(study, run, results, progress, skip=recorder.recorded)
     ray.shutdown()
     return f"ray: {n} trials recorded" if n else "ray: no trial finished"
 
 
-def record_results(study: optuna.Study, run: Run, results, progress) -> int:
-    """Copy Tune's finished trials into the Optuna study (complete, pruned or failed, with reasons)."""
+def _record_as_finished(study: optuna.Study, run: Run, progress):
+    """A Tune callback that records each trial in the study (and prints progress) as it finishes.
+
+    Recording as Tune goes keeps the terminal live and the study complete if the driver is killed.
+    """
+    from ray import tune
+
+    class RecordAsFinished(tune.Callback):
+        def __init__(self) -> None:
+            self.recorded: set[str] = set()
+            self.count = 0
+            self.started = len(study.get_trials(deepcopy=False))
+
+        def on_trial_start(self, iteration, trials, trial, **info) -> None:
+            progress.candidate(self.started, run.space.sample(RecordingTrial(dict(trial.config))))
+            self.started += 1
+
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            self._record(trial, None)
+
+        def on_trial_error(self, iteration, trials, trial, **info) -> None:
+            error = trial.get_pickled_error() or trial.get_error() or "trial failed"
+            if isinstance(error, str):
+                error = (error.strip().splitlines() or ["trial failed"])[-1]
+            self._record(trial, error)
+
+        def _record(self, trial, error) -> None:
+            if trial.trial_id in self.recorded:
+                return
+            self.recorded.add(trial.trial_id)
+            if record_trial(study, run, dict(trial.config), dict(trial.last_result or {}), error, progress):
+                self.count += 1
+
+    return RecordAsFinished()
+
+
+def record_results(study: optuna.Study, run: Run, results, progress, skip: set[str] = frozenset()) -> int:
+    """Copy Tune's finished trials not yet recorded (``skip``: their trial ids) into the Optuna study."""
     count = 0
     for result in results:
-        params = {k: v for k, v in (result.config or {}).items()}
-        if not params:
-            continue
-        recorder = RecordingTrial(params)
-        genotype = run.space.sample(recorder)
         metrics = result.metrics or {}
-        attrs: dict[str, Any] = {"genotype": genotype.to_dict(with_provenance=False), "hash": genotype.hash(),
-                                 "cost": metrics.get("cost"), "backend": "ray"}
-        value = None
-        if result.error is not None:
-            state = TrialState.FAIL
-            attrs[REASON] = f"{type(result.error).__name__}: {result.error}"[:500]
-        elif metrics.get("rejected"):
-            state = TrialState.PRUNED
-            attrs[REASON] = f"rejected before training: {metrics['rejected']}"
-        elif metrics.get("done_training"):
-            state = TrialState.COMPLETE
-            value = metrics["reward"]
-            attrs.update({k: metrics.get(k) for k in ("accuracy", "reward", "train_seconds", "params")})
-            attrs["epochs"] = metrics["epoch"] - 1
-        else:
-            state = TrialState.PRUNED
-            attrs[REASON] = f"stopped by ASHA after epoch {metrics.get('epoch')}"
-            attrs["accuracy"] = metrics.get("accuracy")
-        trial = optuna.trial.create_trial(state=state, value=value, params=params,
-                                          distributions=recorder.distributions, user_attrs=attrs)
-        study.add_trial(trial)
-        progress.finished(study, study.get_trials(deepcopy=False)[-1])
-        count += 1
+        if metrics.get("trial_id") in skip:
+            continue
+        if record_trial(study, run, dict(result.config or {}), metrics, result.error, progress):
+            count += 1
     return count
+
+
+def record_trial(study: optuna.Study, run: Run, params: dict[str, Any], metrics: dict[str, Any], error,
+                 progress) -> bool:
+    """Add one finished Tune trial to the study: complete, pruned or failed, with its reason."""
+    if not params:
+        return False
+    recorder = RecordingTrial(params)
+    genotype = run.space.sample(recorder)
+    attrs: dict[str, Any] = {"genotype": genotype.to_dict(with_provenance=False), "hash": genotype.hash(),
+                             "cost": metrics.get("cost"), "backend": "ray"}
+    value = None
+    if error is not None:
+        state = TrialState.FAIL
+        reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        attrs[REASON] = reason[:500]
+    elif metrics.get("rejected"):
+        state = TrialState.PRUNED
+        attrs[REASON] = f"rejected before training: {metrics['rejected']}"
+    elif metrics.get("done_training"):
+        state = TrialState.COMPLETE
+        value = metrics["reward"]
+        attrs.update({k: metrics.get(k) for k in ("accuracy", "reward", "train_seconds", "params")})
+        attrs["epochs"] = metrics["epoch"] - 1
+    else:
+        state = TrialState.PRUNED
+        attrs[REASON] = f"stopped by ASHA after epoch {metrics.get('epoch')}"
+        attrs["accuracy"] = metrics.get("accuracy")
+    trial = optuna.trial.create_trial(state=state, value=value, params=params,
+                                      distributions=recorder.distributions, user_attrs=attrs)
+    study.add_trial(trial)
+    progress.finished(study, study.get_trials(deepcopy=False)[-1])
+    return True

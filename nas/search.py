@@ -22,6 +22,8 @@ from searchspace.errors import NasError
 from searchspace.space import Space, space_from_dict
 
 REASON = "reason"
+DUPLICATE = "duplicate_of"
+RESULT_ATTRS = ("accuracy", "cost", "reward", "epochs", "params")  # what a duplicate copies from its original
 
 
 @dataclass
@@ -112,6 +114,18 @@ class Objective:
         trial.set_user_attr("hash", genotype.hash())
         if self.progress:
             self.progress.candidate(trial.number, genotype)
+        earlier = earlier_trial(trial.study, genotype.hash(), trial.number)
+        if earlier is not None:  # the same network again (another params path to it): never retrained
+            trial.set_user_attr(DUPLICATE, earlier.number)
+            if earlier.state == TrialState.PRUNED:
+                trial.set_user_attr(REASON, f"same network as trial {earlier.number}, which was pruned")
+                raise optuna.TrialPruned()
+            for key in RESULT_ATTRS:
+                if key in earlier.user_attrs:
+                    trial.set_user_attr(key, earlier.user_attrs[key])
+            trial.set_user_attr("train_seconds", 0.0)
+            trial.set_user_attr("cost_seconds", 0.0)
+            return tuple(earlier.values) if self.multi else earlier.value
 
         def report(epoch: int, accuracy: float) -> None:
             trial.set_user_attr(f"acc_epoch_{epoch}", accuracy)
@@ -137,6 +151,17 @@ class Objective:
         for key, value in vars(result).items():
             trial.set_user_attr(key, value)
         return (result.accuracy, result.cost) if self.multi else result.reward
+
+
+def earlier_trial(study: optuna.Study, genotype_hash: str, number: int) -> optuna.trial.FrozenTrial | None:
+    """The first completed or pruned trial before ``number`` that scored the same network, if any.
+
+    Failed trials do not count: a failure (out of memory, interrupted) may not happen again.
+    """
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if t.number < number and t.user_attrs.get("hash") == genotype_hash:
+            return t
+    return None
 
 
 def failure_reason(err: BaseException) -> str:
@@ -185,11 +210,12 @@ def run_local(run: Run, study: optuna.Study, progress: Progress) -> str | None:
 
 def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """Best trial (single objective) or the Pareto front (multi-objective), completed trials only."""
-    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    done = [t for t in study.get_trials(deepcopy=False)
+            if t.state == TrialState.COMPLETE and DUPLICATE not in t.user_attrs]
     if not done:
         return []
     if len(study.directions) > 1:
-        return sorted(study.best_trials, key=lambda t: t.values[1])
+        return sorted((t for t in study.best_trials if DUPLICATE not in t.user_attrs), key=lambda t: t.values[1])
     return [max(done, key=lambda t: t.value)]
 
 

@@ -44,6 +44,7 @@ STRATEGIES: tuple[str, ...] = ("random", "tpe", "nsga2", "evolution", "surrogate
 SINGLE_OBJECTIVE_ONLY: tuple[str, ...] = ("surrogate",)
 PARENT_ATTR = "strategy:parent"
 MUTATED_ATTR = "strategy:mutated"
+PLAN_ATTR = "strategy:plan"  # the full set of values a plan asked for
 
 
 def make_sampler(name: str, seed: int | None = None, *, population: int = 10, tournament: int = 3,
@@ -173,7 +174,13 @@ def unseen_mutant(parent: FrozenTrial, seen: set, rng: np.random.RandomState,
 
 def _seen_points(study: Study) -> set:
     """Every point already asked (pruned, failed and running ones too): never worth asking again."""
-    return {params_key(t.params) for t in study.get_trials(deepcopy=False) if t.params}
+    seen = set()
+    for t in study.get_trials(deepcopy=False):
+        if t.params:
+            seen.add(params_key(t.params))
+        if PLAN_ATTR in t.system_attrs:
+            seen.add(params_key(t.system_attrs[PLAN_ATTR]))
+    return seen
 
 
 def params_key(params: dict[str, Any]) -> frozenset:
@@ -200,6 +207,9 @@ class PlanSampler(BaseSampler):
         values, attrs = self.plan(study, trial)
         if values:
             self._plans[trial._trial_id] = values
+            # the plan is remembered as seen too: when it switches a branch (a block type), the params
+            # the trial really gets differ from it, and an unrecorded plan would look new forever
+            attrs = {**attrs, PLAN_ATTR: values}
         for key, value in attrs.items():
             study._storage.set_trial_system_attr(trial._trial_id, key, value)
 

@@ -29,6 +29,7 @@ from searchspace.genotype import Genotype
 
 Runner = Callable[[], object]
 DEFAULT = "default"
+FORMAT_TRIALS = 3  # runs per memory format when choosing the faster one (the best run counts)
 _default_cache: LatencyCache | None = None
 
 
@@ -172,10 +173,10 @@ def make_runner(model: nn.Module, x: torch.Tensor, config: MeasureConfig) -> tup
         cl_x = x.contiguous(memory_format=torch.channels_last)
         cl = _torch_runner(cl_model, cl_x)
         cl()
-        t_cl = min(_median_of(cl, 1, config.device) for _ in range(2))
+        t_cl = min(_median_of(cl, 1, config.device) for _ in range(FORMAT_TRIALS))
         model = model.to(memory_format=torch.contiguous_format)
         plain()
-        use_cl = t_cl < 0.97 * min(_median_of(plain, 1, config.device) for _ in range(2))
+        use_cl = t_cl < 0.97 * min(_median_of(plain, 1, config.device) for _ in range(FORMAT_TRIALS))
     if use_cl and x.dim() == 4:
         model = model.to(memory_format=torch.channels_last)
         return _torch_runner(model, x.contiguous(memory_format=torch.channels_last)), "channels_last"

@@ -1,10 +1,14 @@
 """Latency lookup table: every distinct part (stem, block instance, head) profiled once in isolation.
 
 The table is persisted per device fingerprint and batch (``lut-<fingerprint>-b<batch>.jsonl`` under
-the cache dir). A network's latency is the sum of its parts' entries times a learned correction
-``exp(f(x))``, a small ridge regression of log(measured / table sum) on the table sum and cost
-features (fusion, cache and framework effects a sum misses), fitted on a few measured networks and
-stored next to the table (``.correction.json``). Missing entries are profiled on demand.
+the cache dir). Each part is profiled in both memory formats (torch backend), because a whole
+network runs in one format, the faster one: a network's table sum is taken in the format whose sum
+is smaller. What a sum misses (per-network framework overhead, fusion, cache effects, a family that
+runs slower inside a network than alone) is learned from a few networks measured whole: the
+correction is a non-negative linear model ``measured ~ sum_f a_f * table_f + b * parts + c + ...``
+over the table sums of each part group (stem, head, each block family), fitted by relative-error
+least squares (:class:`Correction`) and stored next to the table (``.correction.json``). Missing
+entries are profiled on demand.
 """
 
 from __future__ import annotations
@@ -38,7 +42,12 @@ from searchspace.resolve import resolve
 from searchspace.space import Space
 
 PART_PROFILE = MeasureConfig(warmup=2, reps=30, min_reps=5, rounds=3, round_seconds=0.05, target_spread=0.03)
-CORRECTION_FEATURES = ("log_table_ms", "log_macs", "log_mem", "kernels", "blocks")
+FORMATS = ("contiguous", "channels_last")
+PART_GROUPS = ("stem", "head", *FAMILIES)
+# the correction's features, richest first; a fit uses the richest set it has enough networks for
+FULL_FEATURES = (*(f"{g}_ms" for g in PART_GROUPS), "parts", "one", "params_m", "mem_mb")
+SMALL_FEATURES = ("table_ms", "parts", "one")
+NETWORKS_PER_FEATURE = 3
 
 
 @dataclass(frozen=True)
@@ -52,43 +61,51 @@ class Prediction:
 
 @dataclass
 class Correction:
-    """log(measured / table sum) = intercept + coef . standardized(features); ridge-fitted."""
+    """measured ms ~ coef . features, non-negative, fitted on networks measured whole.
+
+    The fit minimises relative (not absolute) error, so a 5 ms network counts as much as a 100 ms
+    one. It uses :data:`FULL_FEATURES` when there are at least ``NETWORKS_PER_FEATURE`` networks per
+    feature, else :data:`SMALL_FEATURES`, and with very few networks a single factor on the table
+    sum. ``low`` / ``high`` are the 10% / 90% quantiles of the log residuals.
+    """
 
     names: list[str]
-    mean: list[float]
-    scale: list[float]
     coef: list[float]
-    intercept: float = 0.0
     n: int = 0
-    low: float = 0.0  # 10% quantile of the log residuals
-    high: float = 0.0  # 90% quantile
+    low: float = 0.0
+    high: float = 0.0
 
     @classmethod
     def identity(cls) -> Correction:
-        k = len(CORRECTION_FEATURES)
-        return cls(list(CORRECTION_FEATURES), [0.0] * k, [1.0] * k, [0.0] * k)
+        return cls(["table_ms"], [1.0])
 
     @classmethod
-    def fit(cls, X: np.ndarray, log_ratio: np.ndarray, alpha: float = 1.0) -> Correction:
-        """Ridge on standardized features; with fewer than 8 networks only a constant factor."""
-        from sklearn.linear_model import Ridge
+    def fit(cls, rows: Sequence[dict[str, float]], measured_ms: Sequence[float]) -> Correction:
+        """Fit on per-network feature dicts (see :meth:`LatencyTable.correction_features`)."""
+        from scipy.optimize import nnls
 
-        n, k = X.shape
-        mean, scale = X.mean(axis=0), X.std(axis=0)
-        scale[scale == 0] = 1.0
-        if n < 8:
-            coef, intercept = np.zeros(k), float(np.median(log_ratio))
+        y = np.asarray(measured_ms, dtype=float)
+        n = len(y)
+        if n == 0:
+            return cls.identity()
+        for names in (FULL_FEATURES, SMALL_FEATURES):
+            if n >= NETWORKS_PER_FEATURE * len(names):
+                A = np.array([[row[k] for k in names] for row in rows])
+                coef, _ = nnls(A / y[:, None], np.ones(n))
+                break
         else:
-            model = Ridge(alpha=alpha).fit((X - mean) / scale, log_ratio)
-            coef, intercept = model.coef_, float(model.intercept_)
-        resid = log_ratio - ((X - mean) / scale) @ coef - intercept
+            names = ("table_ms",)
+            A = np.array([[row["table_ms"]] for row in rows])
+            coef = np.array([float(np.median(y / A[:, 0]))])
+        fitted = np.maximum(A @ coef, 1e-9)
+        resid = np.log(y / fitted)
         low, high = (np.quantile(resid, [0.1, 0.9]) if n >= 2 else (0.0, 0.0))
-        return cls(list(CORRECTION_FEATURES), mean.tolist(), scale.tolist(), list(map(float, coef)), intercept, n,
-                   float(low), float(high))
+        return cls(list(names), list(map(float, coef)), n, float(low), float(high))
 
-    def log_factor(self, x: np.ndarray) -> float:
-        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
-        return float(self.intercept + z @ np.asarray(self.coef))
+    def apply(self, row: dict[str, float]) -> float:
+        """Corrected latency (ms) of a network with feature dict ``row``."""
+        value = sum(c * row[k] for k, c in zip(self.names, self.coef, strict=True))
+        return max(value, 0.05 * row["table_ms"])  # never near zero, whatever the coefficients
 
 
 class LatencyTable:
@@ -123,36 +140,53 @@ class LatencyTable:
         if not self.correction_path.exists():
             return Correction.identity()
         raw = json.loads(self.correction_path.read_text())
+        if "mean" in raw:  # written by an older version (log-ratio ridge): refit with build-lut
+            return Correction.identity()
         return Correction(**{k: raw[k] for k in asdict(Correction.identity())})
 
     def __len__(self) -> int:
         return len(self.store)
 
     def missing(self, parts: Sequence[Part]) -> list[Part]:
-        """Parts without an entry (each distinct key once)."""
+        """Parts without a complete entry (each distinct key once)."""
         seen: dict[str, Part] = {}
         for p in parts:
-            if p.key not in seen and self.store.get(p.key) is None:
+            if p.key not in seen and not self._complete(self.store.get(p.key)):
                 seen[p.key] = p
         return list(seen.values())
 
+    @staticmethod
+    def _complete(entry: dict | None) -> bool:
+        return entry is not None and all(f"{f}_ms" in entry for f in FORMATS)
+
     def profile(self, parts: Sequence[Part], group: int = 8,
                 progress: Callable[[int, int], None] | None = None) -> int:
-        """Profile every missing part in isolation (interleaved groups); returns how many were added."""
+        """Profile every missing part in isolation (interleaved groups), in each memory format.
+
+        Returns how many parts were added. Backends other than torch run one format only.
+        """
         todo = self.missing(parts)
+        formats = FORMATS if self.config.backend == "torch" and self.config.device == "cpu" else FORMATS[:1]
         for start in range(0, len(todo), group):
             chunk = todo[start:start + group]
-            modules = [(p.build(), (self.config.batch, *p.in_shape)) for p in chunk]
-            for part, timing in zip(chunk, measure_modules(modules, self.config), strict=True):
-                self.store.put(part.key, {"ms": timing.median_ms, "iqr_ms": timing.iqr_ms, "reps": timing.reps,
-                                          "memory_format": timing.memory_format})
+            timings = {}
+            for fmt in formats:
+                config = replace(self.config, channels_last=fmt == "channels_last")
+                modules = [(p.build(), (self.config.batch, *p.in_shape)) for p in chunk]
+                timings[fmt] = measure_modules(modules, config)
+            for i, part in enumerate(chunk):
+                by_format = {fmt: timings.get(fmt, timings[formats[0]])[i] for fmt in FORMATS}
+                best = min(by_format.values(), key=lambda t: t.median_ms)
+                self.store.put(part.key, {"ms": best.median_ms, "iqr_ms": best.iqr_ms, "reps": best.reps,
+                                          **{f"{fmt}_ms": t.median_ms for fmt, t in by_format.items()}})
                 self.costs.cost(part, self.config.batch)  # count its cost now: predictions need no counting
             if progress is not None:
                 progress(min(start + group, len(todo)), len(todo))
         return len(todo)
 
-    def table_ms(self, genotype: Genotype, resolution: int | None = None, profile_missing: bool = True) -> float:
-        """Sum of the table entries of ``genotype``'s parts (profiling missing ones if allowed)."""
+    def group_sums(self, genotype: Genotype, resolution: int | None = None,
+                   profile_missing: bool = True) -> dict[str, float]:
+        """Table sums per part group (stem, head, each family) in the faster memory format, + parts."""
         key = (genotype.hash(), resolution)
         if key in self._sums:
             return self._sums[key]
@@ -161,38 +195,45 @@ class LatencyTable:
             self.profile(parts)
         elif self.missing(parts):
             raise NasError(f"latency table {self.path} lacks {len(self.missing(parts))} part(s) of {genotype.name}")
-        total = sum(self.store.get(p.key)["ms"] for p in parts)
-        self._sums[key] = total
-        return total
+        entries = [self.store.get(p.key) for p in parts]
+        fmt = min(FORMATS, key=lambda f: sum(e[f"{f}_ms"] for e in entries))
+        sums = dict.fromkeys((f"{g}_ms" for g in PART_GROUPS), 0.0)
+        for part, entry in zip(parts, entries, strict=True):
+            group = part.kind if part.kind != "block" else part.key.split(":")[1]
+            sums[f"{group}_ms"] += entry[f"{fmt}_ms"]
+        sums["table_ms"] = sum(sums[f"{g}_ms"] for g in PART_GROUPS)
+        sums["parts"] = float(len(parts))
+        self._sums[key] = sums
+        return sums
+
+    def table_ms(self, genotype: Genotype, resolution: int | None = None, profile_missing: bool = True) -> float:
+        """Sum of the table entries of ``genotype``'s parts in the faster memory format."""
+        return self.group_sums(genotype, resolution, profile_missing)["table_ms"]
 
     def clear_cache(self) -> None:
         """Forget cached table sums (to time cold predictions)."""
         self._sums.clear()
 
-    def features(self, genotype: Genotype, resolution: int | None = None) -> np.ndarray:
-        """The correction features of ``genotype`` (see :data:`CORRECTION_FEATURES`)."""
+    def correction_features(self, genotype: Genotype, resolution: int | None = None) -> dict[str, float]:
+        """Every feature a correction may use (see :data:`FULL_FEATURES`)."""
         f = cost_features(genotype, self.config.batch, resolution, self.costs)
-        f["log_table_ms"] = math.log(self.table_ms(genotype, resolution))
-        return np.array([f[name] for name in CORRECTION_FEATURES])
+        return {**self.group_sums(genotype, resolution), "one": 1.0,
+                "params_m": math.expm1(f["log_params"]) / 1e6, "mem_mb": math.expm1(f["log_mem"]) / 1e6}
 
     def fit_correction(self, genotypes: Sequence[Genotype], measured_ms: Sequence[float],
                        resolution: int | None = None, save: bool = True) -> Correction:
         """Fit (and save) the correction on networks measured whole on this device."""
-        X = np.stack([self.features(g, resolution) for g in genotypes])
-        log_ratio = np.log(np.asarray(measured_ms, dtype=float)) - X[:, 0]
-        self.correction = Correction.fit(X, log_ratio)
+        rows = [self.correction_features(g, resolution) for g in genotypes]
+        self.correction = Correction.fit(rows, measured_ms)
         if save:
             self.correction_path.parent.mkdir(parents=True, exist_ok=True)
             self.correction_path.write_text(json.dumps(asdict(self.correction), indent=1))
         return self.correction
 
     def predict_interval(self, genotype: Genotype, resolution: int | None = None) -> Prediction:
-        """Table sum times the correction, with the correction's residual quantiles as the interval."""
-        x = self.features(genotype, resolution)
-        log_ms = x[0] + self.correction.log_factor(x)
-        ms = math.exp(log_ms)  # the bounds are clamped so rounding never puts ms outside them
-        return Prediction(ms, min(ms, math.exp(log_ms + self.correction.low)),
-                          max(ms, math.exp(log_ms + self.correction.high)))
+        """Corrected table sum, with the correction's residual quantiles as the interval."""
+        ms = self.correction.apply(self.correction_features(genotype, resolution))
+        return Prediction(ms, min(ms, ms * math.exp(self.correction.low)), max(ms, ms * math.exp(self.correction.high)))
 
     def predict(self, genotype: Genotype, resolution: int | None = None) -> float:
         """Predicted latency (ms) of ``genotype``."""

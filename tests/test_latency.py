@@ -15,7 +15,7 @@ from nas.cli import main
 from predictors.fingerprint import fingerprint
 from predictors.latency import MeasureConfig, measure_latency, summarize
 from predictors.latency_cache import LatencyCache
-from predictors.latency_lut import LatencyTable, space_parts
+from predictors.latency_lut import FULL_FEATURES, Correction, LatencyTable, space_parts
 from predictors.latency_model import LatencyModel, Sample, read_measurements
 from searchspace import save_genotype
 from searchspace.errors import NasError
@@ -100,7 +100,9 @@ def test_lut_build_and_predict(tmp_path) -> None:
     table = LatencyTable(config, tmp_path / "lut.jsonl")
     assert table.profile(parts) == len(parts) and table.profile(parts) == 0
     g = genotypes[0]
-    assert table.table_ms(g) == pytest.approx(sum(table.store.get(p.key)["ms"] for p in features.network_parts(g)))
+    entries = [table.store.get(p.key) for p in features.network_parts(g)]
+    by_format = [sum(e[f"{fmt}_ms"] for e in entries) for fmt in ("contiguous", "channels_last")]
+    assert table.table_ms(g) == pytest.approx(min(by_format))  # a network runs in its faster format
     measured = [2.0 * table.table_ms(x) for x in genotypes]  # a device twice as slow as its parts
     table.fit_correction(genotypes, measured)
     assert table.predict(g) == pytest.approx(measured[0], rel=0.2)
@@ -108,6 +110,26 @@ def test_lut_build_and_predict(tmp_path) -> None:
     assert reloaded.predict(g) == pytest.approx(table.predict(g))
     pred = reloaded.predict_interval(g)
     assert pred.low_ms <= pred.ms <= pred.high_ms
+
+
+def test_correction_recovers_per_family_factors() -> None:
+    """Enough networks: the correction learns each part group's own factor and the per-part cost."""
+    rng = np.random.RandomState(0)
+    rows = []
+    for _ in range(60):
+        row = {name: 0.0 for name in FULL_FEATURES}
+        row.update({"mbconv_ms": rng.uniform(0, 10), "osa_ms": rng.uniform(0, 10), "stem_ms": 0.2,
+                    "head_ms": 0.3, "parts": float(rng.randint(5, 20)), "one": 1.0})
+        row["table_ms"] = row["mbconv_ms"] + row["osa_ms"] + 0.5
+        rows.append(row)
+    measured = [1.1 * r["mbconv_ms"] + 2.5 * r["osa_ms"] + 0.04 * r["parts"] + 0.3 for r in rows]
+    correction = Correction.fit(rows, measured)
+    coef = dict(zip(correction.names, correction.coef, strict=True))
+    assert coef["mbconv_ms"] == pytest.approx(1.1, rel=0.02) and coef["osa_ms"] == pytest.approx(2.5, rel=0.02)
+    assert all(c >= 0 for c in correction.coef)
+    assert [correction.apply(r) for r in rows[:5]] == pytest.approx(measured[:5], rel=0.01)
+    few = Correction.fit(rows[:4], measured[:4])  # too few networks for per-group factors: one factor
+    assert few.names == ["table_ms"]
 
 
 def test_predictor_round_trip(tmp_path) -> None:

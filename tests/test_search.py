@@ -17,7 +17,7 @@ import nas
 from nas.cli import main
 from nas.config import load_config
 from nas.runner import search
-from tests.search_helpers import tiny_overrides, tiny_yaml
+from tests.search_helpers import TINY_SPACE, tiny_overrides, tiny_yaml
 
 
 def _rows(folder: Path) -> list[dict]:
@@ -41,6 +41,30 @@ def test_local_search_writes_every_output(tmp_path):
     assert sum(p.numel() for p in model.parameters()) > 0
     report = (folder / "report.md").read_text()
     assert "Winner" in report and "Pareto front" in report
+
+
+def test_a_network_seen_before_is_not_trained_again(tmp_path, monkeypatch):
+    """Two genotypes in the whole space and 8 trials: only 2 proxy trainings, the rest reuse them."""
+    import predictors.proxy
+
+    trained = []
+    real = predictors.proxy.train_proxy
+    monkeypatch.setattr(predictors.proxy, "train_proxy", lambda g, *a, **k: trained.append(g.hash()) or real(g, *a, **k))
+    space = {**TINY_SPACE, "stages": [{"stride": 1, "out": [8], "repeat": [1], "types": ["basic"]}],
+             "params": {"basic": {"kernel": [3, 5], "se": [0.0], "avg_down": [False], "act": ["relu"]}}}
+    config = load_config(overrides=tiny_overrides(tmp_path, "dup", trials=8, space=space))
+    search(config, quiet=True)
+    rows = _rows(tmp_path / "runs" / "dup")
+    assert len(rows) == 8 and len(trained) == len(set(trained)) == 2
+    repeats = [r for r in rows if r["duplicate_of"]]
+    assert len(repeats) == 6
+    by_number = {r["number"]: r for r in rows}
+    for r in repeats:
+        original = by_number[r["duplicate_of"]]
+        assert r["hash"] == original["hash"] and r["reward"] == original["reward"] and r["state"] == "COMPLETE"
+        assert float(r["train_seconds"]) == 0.0
+    report = (tmp_path / "runs" / "dup" / "report.md").read_text()
+    assert "repeats of a network already scored (results reused, not retrained): 6" in report
 
 
 def test_failing_trials_are_recorded_and_stop_the_run(tmp_path):
@@ -138,10 +162,19 @@ def test_space_config_error(tmp_path, capsys):
     assert "space.types: transformer is not one of mbconv" in capsys.readouterr().err
 
 
-def test_ray_backend_two_workers(tmp_path):
+def test_ray_backend_two_workers(tmp_path, monkeypatch, capsys):
     pytest.importorskip("ray.tune")
+    import nas.ray_backend as ray_backend
+
+    after_fit = []  # trials recorded only after Tune finished (none: the callback records them live)
+    real = ray_backend.record_results
+    monkeypatch.setattr(ray_backend, "record_results",
+                        lambda *a, **k: after_fit.append(real(*a, **k)) or after_fit[-1])
     overrides = tiny_overrides(tmp_path, "ray", trials=4, backend="ray", workers=2)
-    summary = search(load_config(overrides=overrides), quiet=True)
+    summary = search(load_config(overrides=overrides), quiet=False)
+    assert after_fit == [0]
+    err = capsys.readouterr().err
+    assert err.count("[trial ") == 4 and err.count("  -> ") == 4
     folder = tmp_path / "runs" / "ray"
     rows = _rows(folder)
     assert len(rows) == 4 and summary.trials == 4
