@@ -43,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--kind", default="auto", help="fit: regressor auto, ridge or gbr")
     a = p.add_argument_group("build-lut / fit / validate")
     a.add_argument("--config", help="search config YAML whose space: section is the space (default space)")
-    a.add_argument("--calibrate", type=int, default=10, help="build-lut: networks measured to fit the correction")
+    a.add_argument("--calibrate", type=int, default=40,
+                   help="build-lut: random networks measured whole to fit the correction (39+ fits a factor per "
+                        "block family; fewer: one factor)")
     a.add_argument("--dry-run", action="store_true", help="build-lut: only count the parts")
     a.add_argument("-o", "--output", help="fit: where to write the model")
     a.add_argument("--n", type=int, default=50, help="validate: networks to sample")
