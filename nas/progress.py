@@ -28,7 +28,7 @@ class Progress:
     def __init__(self, trials: int | None, budget: float | None, unit: str = "ms", stream=None,
                  quiet: bool = False) -> None:
         self.trials, self.budget, self.unit = trials, budget, unit
-        self.stream = stream or sys.stderr
+        self._stream = stream  # None: sys.stderr at print time (keeps Progress picklable for Ray Tune)
         self.quiet = quiet
         self.start = time.monotonic()
         self.best: str = "none yet"
@@ -41,6 +41,14 @@ class Progress:
         if self.trials is not None and done:
             left.append(elapsed / done * (self.trials - done))
         return f"~{_clock(min(left))} left" if left else f"{_clock(elapsed)} elapsed"
+
+    @property
+    def stream(self):
+        return self._stream or sys.stderr
+
+    def __getstate__(self) -> dict:
+        # Ray Tune pickles its callbacks (and this with them); an open stream cannot be pickled.
+        return {**self.__dict__, "_stream": None}
 
     def _print(self, text: str) -> None:
         if not self.quiet:
