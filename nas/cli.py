@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 from searchspace.errors import NasError
 
@@ -25,10 +26,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings on the terminal as ``nas: warning: MESSAGE`` (no source line)."""
+    return f"nas: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``nas`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.formatwarning = one_line_warning
     try:
         return int(args.func(args) or 0)
     except NasError as err:

@@ -55,6 +55,7 @@ class SearchConfig:
     address: str | None = None
     workers: int = 2
     max_failures: int = 5
+    finalists: int = 5
     seed: int = 0
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     space: dict[str, Any] = field(default_factory=dict)
@@ -102,6 +103,8 @@ HELP = {
     "address": "Ray address (auto, ray://HOST:PORT); default starts a local Ray",
     "workers": "concurrent Ray trials",
     "max_failures": "stop after this many failed trials in a row",
+    "finalists": "with --latency measure: the best N networks are re-measured side by side after the search "
+                 "and the winner is the best reward on those numbers (1: keep the search's pick)",
     "seed": "seed of the strategy",
 }
 
@@ -239,6 +242,8 @@ def check_config(config: SearchConfig) -> None:
         raise NasError("latency_model: required with --latency predictor (a file from `nas latency fit`)")
     if config.strategy == "auto":  # the best measured on NAS-Bench-201 (bench_strategies.md)
         config.strategy = "nsga2" if config.reward == "pareto" else "surrogate"
+    if config.finalists < 1:
+        raise NasError(f"finalists: {config.finalists} must be >= 1")
     if config.workers < 1:
         raise NasError(f"workers: {config.workers} must be >= 1")
     if config.population < 2 or not 1 <= config.tournament <= config.population:

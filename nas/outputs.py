@@ -74,9 +74,14 @@ def plot_pareto(path: Path, rows: list[dict], front: list[dict], target: float, 
         ax.plot([r["cost"] * scale for r in front], [r["accuracy"] for r in front], "o-", color="C3",
                 label="Pareto front")
     ax.axvline(target * scale, color="k", linestyle="--", label="target")
-    for name, cost in references.items():
+    xs = [r["cost"] * scale for r in done] + [target * scale] + [c * scale for c in references.values()]
+    if min(xs) > 0 and max(xs) / min(xs) > 8:  # one slow outlier would squeeze every other point
+        ax.set_xscale("log")
+    low, high = ax.get_ylim()
+    for i, (name, cost) in enumerate(sorted(references.items(), key=lambda kv: kv[1])):
         ax.axvline(cost * scale, color="grey", linestyle=":", linewidth=1)
-        ax.text(cost * scale, ax.get_ylim()[0], f" {name}", rotation=90, fontsize=7, va="bottom", color="grey")
+        y = low + (high - low) * (0.02 + 0.3 * (i % 3))  # staggered so that neighbouring names do not overlap
+        ax.text(cost * scale, y, f" {name}", rotation=90, fontsize=7, va="bottom", color="grey")
     ax.set_xlabel("latency (ms)" if unit == "ms" else "MACs (M)")
     ax.set_ylabel("proxy accuracy")
     ax.legend(loc="lower right", fontsize=8)
@@ -93,7 +98,8 @@ def write_best(path: Path, genotype: Genotype, provenance: dict) -> Path:
     return save_genotype(genotype, path)
 
 
-def write_report(path: Path, summary: dict, front: list[dict], rows: list[dict], block_table: str) -> None:
+def write_report(path: Path, summary: dict, front: list[dict], rows: list[dict], block_table: str,
+                 finalists: list[str] | None = None) -> None:
     states: dict[str, int] = {}
     for r in rows:
         states[r["state"]] = states.get(r["state"], 0) + 1
@@ -108,6 +114,9 @@ def write_report(path: Path, summary: dict, front: list[dict], rows: list[dict],
         lines += [f"- engine overhead (trial time not spent training or measuring): {100 * overhead:.1f}%"]
     lines += [""]
     lines += ["## Winner", "", "```", block_table.rstrip(), "```", ""]
+    if finalists:
+        lines += ["## Finalists, re-measured side by side after the search (the winner is the first)", ""]
+        lines += finalists + [""]
     lines += ["## Pareto front", "", "| trial | accuracy | cost | architecture |", "|---|---|---|---|"]
     lines += [f"| {r['number']} | {r['accuracy']:.4f} | {r['cost']:.4g} | {r['architecture']} |" for r in front]
     failed = [r for r in rows if r["state"] == "FAIL"]

@@ -1,0 +1,70 @@
+"""Choosing the winner: the best few candidates re-measured side by side, then ranked again.
+
+On a shared machine one latency measurement moves 20-40%, so the trial with the best reward is
+often the one whose single measurement was luckiest. With ``latency: measure`` the top
+``finalists`` distinct networks by search reward are measured again, together, in interleaved
+rounds (the same load hits all alike), and the winner is the best reward on those fresh numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import optuna
+
+from nas.config import SearchConfig
+from nas.evaluate import reward_of
+from searchspace import Genotype, parse_genotype, with_scaling
+
+
+@dataclass
+class Finalist:
+    """One re-measured candidate."""
+
+    trial: int
+    accuracy: float
+    search_ms: float
+    measured_ms: float
+    reward: float
+    genotype: Genotype
+    fingerprint: dict
+
+
+def top_distinct(trials: list[optuna.trial.FrozenTrial], k: int) -> list[optuna.trial.FrozenTrial]:
+    """The ``k`` best trials by search reward, one per network (genotype hash)."""
+    seen: set[str] = set()
+    picked = []
+    for t in sorted(trials, key=lambda t: t.value, reverse=True):
+        key = t.user_attrs.get("hash")
+        if key in seen:
+            continue
+        seen.add(key)
+        picked.append(t)
+        if len(picked) == k:
+            break
+    return picked
+
+
+def remeasure(config: SearchConfig, trials: list[optuna.trial.FrozenTrial]) -> list[Finalist]:
+    """Measure the trials' networks side by side (uncached); best re-ranked reward first."""
+    from predictors.latency import MeasureConfig, measure_many
+
+    reward = reward_of(config)
+    genotypes = [with_scaling(parse_genotype(t.user_attrs["genotype"]), resolution=config.latency_resolution)
+                 for t in trials]
+    measure = MeasureConfig(backend=config.latency_backend, threads=config.latency_threads, batch=1,
+                            resolution=config.latency_resolution)
+    results = measure_many(genotypes, measure, cache=None, group=max(1, len(genotypes)))
+    finalists = [Finalist(t.number, float(t.user_attrs["accuracy"]), float(t.user_attrs["cost"]), m.median_ms,
+                          reward(float(t.user_attrs["accuracy"]), m.median_ms), parse_genotype(t.user_attrs["genotype"]),
+                          dict(m.fingerprint))
+                 for t, m in zip(trials, results, strict=True)]
+    return sorted(finalists, key=lambda f: f.reward, reverse=True)
+
+
+def finalists_table(finalists: list[Finalist]) -> list[str]:
+    """Markdown rows for report.md."""
+    lines = ["| trial | proxy accuracy | search ms | re-measured ms | reward (re-measured) |", "|---|---|---|---|---|"]
+    lines += [f"| {f.trial} | {f.accuracy:.4f} | {f.search_ms:.3g} | {f.measured_ms:.3g} | {f.reward:.4f} |"
+              for f in finalists]
+    return lines
