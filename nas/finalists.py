@@ -3,7 +3,8 @@
 On a shared machine one latency measurement moves 20-40%, so the trial with the best reward is
 often the one whose single measurement was luckiest. With ``latency: measure`` the top
 ``finalists`` distinct networks by search reward are measured again, together, in interleaved
-rounds (the same load hits all alike), and the winner is the best reward on those fresh numbers.
+rounds of about a second each (the same load hits all alike; ~6 s per network), and the winner is
+the best reward on those fresh numbers.
 """
 
 from __future__ import annotations
@@ -47,13 +48,15 @@ def top_distinct(trials: list[optuna.trial.FrozenTrial], k: int) -> list[optuna.
 
 def remeasure(config: SearchConfig, trials: list[optuna.trial.FrozenTrial]) -> list[Finalist]:
     """Measure the trials' networks side by side (uncached); best re-ranked reward first."""
-    from predictors.latency import MeasureConfig, measure_many
+    from dataclasses import replace
+
+    from predictors.latency import CAREFUL, measure_many
 
     reward = reward_of(config)
     genotypes = [with_scaling(parse_genotype(t.user_attrs["genotype"]), resolution=config.latency_resolution)
                  for t in trials]
-    measure = MeasureConfig(backend=config.latency_backend, threads=config.latency_threads, batch=1,
-                            resolution=config.latency_resolution)
+    measure = replace(CAREFUL, backend=config.latency_backend, threads=config.latency_threads, batch=1,
+                      resolution=config.latency_resolution)
     results = measure_many(genotypes, measure, cache=None, group=max(1, len(genotypes)))
     finalists = [Finalist(t.number, float(t.user_attrs["accuracy"]), float(t.user_attrs["cost"]), m.median_ms,
                           reward(float(t.user_attrs["accuracy"]), m.median_ms), parse_genotype(t.user_attrs["genotype"]),

@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from predictors.latency import DEFAULT, MeasureConfig, measure_many
+from predictors.latency import CAREFUL, DEFAULT, MeasureConfig, measure_many
 from predictors.proxy import ProxyConfig, ProxyError, train_proxy
 from searchspace import Genotype, parse_genotype, with_scaling
 from searchspace.errors import GenotypeError, NasError
@@ -190,8 +190,6 @@ Measure = Callable[[Sequence[Genotype], bool], list[Probe]]
 """``measure(genotypes, careful)``: one probe per genotype, measured together (interleaved rounds, so
 load changes hit all alike); quick (may be cached) when ``careful`` is False, else fresh and longer."""
 
-# Careful measurements: about 6 s per network (1 s per round), 30 to 180 repetitions, no early stop.
-CAREFUL = MeasureConfig(reps=180, min_reps=30, rounds=6, round_seconds=1.0, target_spread=0.0)
 
 
 def latency_measure(backend: str = "torch", threads: int | None = None, quick: MeasureConfig | None = None,

@@ -52,6 +52,11 @@ class MeasureConfig:
     channels_last: bool | None = None  # None: use it when it is faster (torch backend)
 
 
+# Careful measurements: about 6 s per network (1 s per round), 30 to 180 repetitions, no early stop.
+# For the few measurements that decide something (a search's finalists, a latency ladder's rungs).
+CAREFUL = MeasureConfig(reps=180, min_reps=30, rounds=6, round_seconds=1.0, target_spread=0.0)
+
+
 @dataclass(frozen=True)
 class Timing:
     """Summary of the repetition times of one module, in milliseconds."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import optuna
 import pytest
@@ -64,7 +65,9 @@ def test_remeasured_latency_reorders_the_finalists(monkeypatch):
     assert finalists[1].reward == pytest.approx(0.80 * 2 ** -0.07)
 
 
-def test_search_picks_its_winner_from_remeasured_finalists(tmp_path):
+def test_search_picks_its_winner_from_remeasured_finalists(tmp_path, monkeypatch):
+    quick = dataclasses.replace(predictors.latency.CAREFUL, rounds=2, round_seconds=0.05, min_reps=5)
+    monkeypatch.setattr(predictors.latency, "CAREFUL", quick)  # the real one takes ~6 s per network
     overrides = tiny_overrides(tmp_path, "fin", trials=4, objective="latency", target_latency="1ms",
                                latency="measure", latency_threads=1, finalists=3)
     search(load_config(overrides=overrides), quiet=True)
