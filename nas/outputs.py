@@ -84,7 +84,7 @@ def plot_pareto(path: Path, rows: list[dict], front: list[dict], target: float, 
         ax.text(cost * scale, y, f" {name}", rotation=90, fontsize=7, va="bottom", color="grey")
     ax.set_xlabel("latency (ms)" if unit == "ms" else "MACs (M)")
     ax.set_ylabel("proxy accuracy")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, fontsize=8, frameon=False)  # above the axes
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
