@@ -265,7 +265,7 @@ def _resolution(genotype: Genotype, config: MeasureConfig) -> int:
 def measure_many(genotypes: Sequence[Genotype], config: MeasureConfig | None = None,
                  cache: LatencyCache | None | str = DEFAULT, group: int = 6,
                  progress: Callable[[int, int], None] | None = None) -> list[Measurement]:
-    """Measure many genotypes; cached ones are not re-measured, the rest in interleaved groups."""
+    """Measure many genotypes in interleaved groups; cached ones are reused unless flagged noisy."""
     from searchspace import build_model
 
     config = config or MeasureConfig()
@@ -276,7 +276,7 @@ def measure_many(genotypes: Sequence[Genotype], config: MeasureConfig | None = N
     todo = []
     for i, g in enumerate(genotypes):
         hit = cache.lookup(g.hash(), fid, _resolution(g, config), config.batch) if cache is not None else None
-        if hit is not None:
+        if hit is not None and not hit.get("noisy"):  # a noisy result is not trusted twice: measured again
             results[i] = Measurement.from_dict(hit)
         else:
             todo.append(i)

@@ -75,13 +75,29 @@ def test_measurement_is_cached(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(latency, "make_runner", lambda *a, **k: calls.append(1) or real(*a, **k))
     genotype = tiny_space().random_genotype(0)
     cache = LatencyCache(tmp_path / "m.jsonl")
-    first = measure_latency(genotype, cache=cache, **FAST)
+    quiet = FAST | {"noise_threshold": float("inf")}  # never flagged noisy, whatever the machine does
+    first = measure_latency(genotype, cache=cache, **quiet)
     assert not first.cached and first.median_ms > 0 and len(calls) == 1
     assert first.fingerprint == fingerprint("torch", "cpu", 1).to_dict()
-    again = measure_latency(genotype, cache=LatencyCache(tmp_path / "m.jsonl"), **FAST)  # a new process
+    again = measure_latency(genotype, cache=LatencyCache(tmp_path / "m.jsonl"), **quiet)  # a new process
     assert again.cached and again.median_ms == first.median_ms and len(calls) == 1
-    measure_latency(genotype, cache=cache, **(FAST | {"batch": 2}))  # another key: measured
+    measure_latency(genotype, cache=cache, **(quiet | {"batch": 2}))  # another key: measured
     assert len(calls) == 2
+
+
+def test_noisy_cached_measurement_is_measured_again(tmp_path, monkeypatch) -> None:
+    calls = []
+    real = latency.make_runner
+    monkeypatch.setattr(latency, "make_runner", lambda *a, **k: calls.append(1) or real(*a, **k))
+    genotype = tiny_space().random_genotype(0)
+    cache = LatencyCache(tmp_path / "m.jsonl")
+    with pytest.warns(RuntimeWarning, match="noisy"):
+        first = measure_latency(genotype, cache=cache, **(FAST | {"noise_threshold": -1.0}))  # always noisy
+    assert first.noisy and len(calls) == 1
+    again = measure_latency(genotype, cache=LatencyCache(tmp_path / "m.jsonl"), **(FAST | {"noise_threshold": 1e9}))
+    assert not again.cached and not again.noisy and len(calls) == 2  # measured again, now trusted
+    third = measure_latency(genotype, cache=LatencyCache(tmp_path / "m.jsonl"), **FAST)
+    assert third.cached and third.median_ms == again.median_ms and len(calls) == 2
 
 
 @pytest.mark.parametrize("backend", ["torchscript", "onnxruntime"])
