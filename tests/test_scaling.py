@@ -205,7 +205,8 @@ def test_noisy_cached_probes_are_measured_again(tiny, tmp_path):
     from predictors.latency_cache import LatencyCache
 
     cache = LatencyCache(tmp_path / "m.jsonl")
-    quick = MeasureConfig(warmup=1, reps=5, min_reps=3, rounds=1, round_seconds=0.01)
+    # never flagged noisy by itself (a noisy first result would be measured again, not cached)
+    quick = MeasureConfig(warmup=1, reps=5, min_reps=3, rounds=1, round_seconds=0.01, noise_threshold=float("inf"))
     measure = latency_measure("torch", 1, quick, cache=cache)
     first = measure([tiny], False)[0]
     m = latency.measure_latency(tiny, replace(quick, threads=1, resolution=None), cache=cache)
