@@ -69,10 +69,16 @@ def test_summarize_and_spread() -> None:
     assert t.spread == pytest.approx(2.0 / 3.0)
 
 
-def test_measurement_is_cached(tmp_path, monkeypatch) -> None:
-    calls = []
+@pytest.fixture
+def calls(monkeypatch) -> list[int]:
+    """One entry per network actually measured (``make_runner`` call)."""
+    made: list[int] = []
     real = latency.make_runner
-    monkeypatch.setattr(latency, "make_runner", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(latency, "make_runner", lambda *a, **k: made.append(1) or real(*a, **k))
+    return made
+
+
+def test_measurement_is_cached(tmp_path, calls) -> None:
     genotype = tiny_space().random_genotype(0)
     cache = LatencyCache(tmp_path / "m.jsonl")
     quiet = FAST | {"noise_threshold": float("inf")}  # never flagged noisy, whatever the machine does
@@ -85,10 +91,7 @@ def test_measurement_is_cached(tmp_path, monkeypatch) -> None:
     assert len(calls) == 2
 
 
-def test_noisy_cached_measurement_is_measured_again(tmp_path, monkeypatch) -> None:
-    calls = []
-    real = latency.make_runner
-    monkeypatch.setattr(latency, "make_runner", lambda *a, **k: calls.append(1) or real(*a, **k))
+def test_noisy_cached_measurement_is_measured_again(tmp_path, calls) -> None:
     genotype = tiny_space().random_genotype(0)
     cache = LatencyCache(tmp_path / "m.jsonl")
     with pytest.warns(RuntimeWarning, match="noisy"):
