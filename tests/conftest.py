@@ -1,7 +1,13 @@
-"""Shared test set-up: one torch thread per test process (pytest-xdist runs one process per core)."""
+"""Shared test set-up: one torch thread per test process (pytest-xdist runs one process per core),
+and a private latency cache, so that tests neither read nor write the user's measurements and tables."""
+
+import os
+import tempfile
 
 import pytest
 import torch
+
+os.environ["NAS_CACHE_DIR"] = tempfile.mkdtemp(prefix="nas-test-cache-")  # before any cache is opened
 
 
 @pytest.fixture(autouse=True)

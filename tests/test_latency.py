@@ -188,7 +188,8 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 @pytest.mark.parametrize("argv, message", [
     (["zoo:mobilenet_v3_small", "--backend", "tvm"], "--backend: 'tvm' is not one of"),
     (["zoo:mobilenet_v3_small", "--predict", "--model", "missing.joblib"], "--model: no such file"),
-    (["zoo:mobilenet_v3_small", "--predict"], "--predict needs --model FILE or --lut"),
+    (["zoo:mobilenet_v3_small", "--predict"], "no latency table for this device"),  # the table is the default
+    (["zoo:mobilenet_v3_small", "--measure"], "--measure: only with --predict"),
     (["zoo:mobilenet_v3_small", "--lut", "--threads", "1"], "no latency table for this device"),
     (["fit", "missing.csv", "-o", "m.joblib"], "no such file"),
     (["zoo:mobilenet_v3_small", "--threads", "0"], "--threads: 0 must be >= 1"),
@@ -232,6 +233,10 @@ def test_cli_end_to_end(tmp_path, capsys) -> None:
     assert code == 0 and json.loads(out)["predicted_ms"] > 0
     code, out, _ = run_cli(["latency", str(genotype), "--lut", "--json", *fast], capsys)
     assert code == 0 and json.loads(out)["predicted_ms"] > 0
+    code, out, _ = run_cli(["latency", str(genotype), "--predict", "--measure", "--json", *fast], capsys)
+    both = json.loads(out)
+    assert code == 0 and both["predictor"] == "lut" and both["measured_ms"] > 0
+    assert both["error_pct"] == pytest.approx(100 * (both["predicted_ms"] - both["measured_ms"]) / both["measured_ms"])
     code, out, _ = run_cli(["latency", str(genotype), "--json", *fast], capsys)
     first = json.loads(out)
     assert code == 0 and first["measured_ms"] > 0 and first["fingerprint"]["threads"] == 1

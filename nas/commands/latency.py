@@ -1,7 +1,7 @@
 """``nas latency``: measure or predict a genotype's latency; build lookup tables, fit and validate models.
 
     nas latency GENOTYPE [--backend B] [--threads N] [--batch B] [--resolution R] [--device D] [--json]
-    nas latency GENOTYPE --predict (--model FILE | --lut)
+    nas latency GENOTYPE --predict [--model FILE | --lut] [--measure]
     nas latency build-lut [--config SEARCH_CONFIG] [--calibrate N] [--dry-run]
     nas latency fit MEASUREMENTS.csv -o MODEL [--kind auto|ridge|gbr] [--lut]
     nas latency validate --n N --seed S [--out FILE] [--lut] [--model FILE]
@@ -37,9 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--reps", type=int, help="most timed repetitions per candidate")
     m.add_argument("--no-cache", action="store_true", help="measure again instead of using the cache")
     q = p.add_argument_group("prediction")
-    q.add_argument("--predict", action="store_true", help="predict instead of measuring")
+    q.add_argument("--predict", action="store_true",
+                   help="predict instead of measuring (with --model FILE, else this device's lookup table)")
     q.add_argument("--model", help="learned model file (from `nas latency fit`)")
     q.add_argument("--lut", action="store_true", help="use this device's lookup table (+ correction)")
+    q.add_argument("--measure", action="store_true",
+                   help="with --predict: also measure, and report measured_ms and the prediction's error")
     q.add_argument("--kind", default="auto", help="fit: regressor auto, ridge or gbr")
     a = p.add_argument_group("build-lut / fit / validate")
     a.add_argument("--config", help="search config YAML whose space: section is the space (default space)")
@@ -140,32 +143,37 @@ def _one(args: argparse.Namespace) -> int:
     config = _measure_config(args)
     out: dict = {"genotype": genotype.name, "hash": genotype.hash(), "backend": config.backend,
                  "device": config.device, "batch": config.batch, "resolution": args.resolution or genotype.resolution}
-    if args.predict or args.model or args.lut:
-        if not (args.model or args.lut):
-            raise NasError("--predict needs --model FILE or --lut")
+    predicting = args.predict or args.model or args.lut
+    if args.measure and not predicting:
+        raise NasError("--measure: only with --predict (measuring is the default without it)")
+    if predicting:
         target = with_scaling(genotype, resolution=args.resolution) if args.resolution else genotype
         predictor = _predictor(args, config)
         start = time.perf_counter()
         pred = predictor.predict_interval(target)
         out.update(predictor="model" if args.model else "lut", predicted_ms=pred.ms, low_ms=pred.low_ms,
                    high_ms=pred.high_ms, predict_seconds=time.perf_counter() - start)
-    else:
+    if not predicting or args.measure:
         m = measure_latency(genotype, config, cache=_cache(args))
         out.update(measured_ms=m.median_ms, iqr_ms=m.iqr_ms, reps=m.reps, noisy=m.noisy, cached=m.cached,
                    threads=m.threads, memory_format=m.memory_format, fingerprint=m.fingerprint)
+        if predicting:
+            out["error_pct"] = 100.0 * (out["predicted_ms"] - m.median_ms) / m.median_ms
         if m.noisy:
             print(f"nas latency: warning: noisy measurement (IQR {m.iqr_ms:.3g} ms of median {m.median_ms:.3g} ms); "
                   "close other programs or use --threads", file=sys.stderr)
     if args.json:
         print(json.dumps(out))
-    elif "predicted_ms" in out:
+        return 0
+    if "predicted_ms" in out:
         print(f"{out['genotype']} ({out['hash']}): predicted {out['predicted_ms']:.3f} ms "
               f"[{out['low_ms']:.3f}, {out['high_ms']:.3f}] by {out['predictor']}")
-    else:
+    if "measured_ms" in out:
         note = " (cached)" if out["cached"] else ""
+        error = f"; prediction error {out['error_pct']:+.1f}%" if "error_pct" in out else ""
         print(f"{out['genotype']} ({out['hash']}): {out['measured_ms']:.3f} ms median, IQR {out['iqr_ms']:.3f} ms, "
               f"{out['reps']} reps, {config.backend} {out['threads']} thread(s), batch {config.batch}, "
-              f"resolution {out['resolution']}{note}")
+              f"resolution {out['resolution']}{note}{error}")
     return 0
 
 
