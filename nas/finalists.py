@@ -9,13 +9,13 @@ the best reward on those fresh numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import optuna
 
 from nas.config import SearchConfig
 from nas.evaluate import reward_of
-from searchspace import Genotype, parse_genotype, with_scaling
+from searchspace import parse_genotype, with_scaling
 
 
 @dataclass
@@ -27,7 +27,6 @@ class Finalist:
     search_ms: float
     measured_ms: float
     reward: float
-    genotype: Genotype
     fingerprint: dict
 
 
@@ -48,9 +47,7 @@ def top_distinct(trials: list[optuna.trial.FrozenTrial], k: int) -> list[optuna.
 
 def remeasure(config: SearchConfig, trials: list[optuna.trial.FrozenTrial]) -> list[Finalist]:
     """Measure the trials' networks side by side (uncached); best re-ranked reward first."""
-    from dataclasses import replace
-
-    from predictors.latency import CAREFUL, measure_many
+    from predictors.latency import CAREFUL, measure_many  # torch: only when a search ends
 
     reward = reward_of(config)
     genotypes = [with_scaling(parse_genotype(t.user_attrs["genotype"]), resolution=config.latency_resolution)
@@ -58,10 +55,11 @@ def remeasure(config: SearchConfig, trials: list[optuna.trial.FrozenTrial]) -> l
     measure = replace(CAREFUL, backend=config.latency_backend, threads=config.latency_threads, batch=1,
                       resolution=config.latency_resolution)
     results = measure_many(genotypes, measure, cache=None, group=max(1, len(genotypes)))
-    finalists = [Finalist(t.number, float(t.user_attrs["accuracy"]), float(t.user_attrs["cost"]), m.median_ms,
-                          reward(float(t.user_attrs["accuracy"]), m.median_ms), parse_genotype(t.user_attrs["genotype"]),
-                          dict(m.fingerprint))
-                 for t, m in zip(trials, results, strict=True)]
+    finalists = []
+    for t, m in zip(trials, results, strict=True):
+        accuracy = float(t.user_attrs["accuracy"])
+        finalists.append(Finalist(t.number, accuracy, float(t.user_attrs["cost"]), m.median_ms,
+                                  reward(accuracy, m.median_ms), dict(m.fingerprint)))
     return sorted(finalists, key=lambda f: f.reward, reverse=True)
 
 

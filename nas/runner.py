@@ -19,7 +19,7 @@ from nas.outputs import (
     write_report,
 )
 from nas.progress import Progress
-from nas.search import DUPLICATE, best_trials, create_study, genotype_of, prepare_run, run_local
+from nas.search import best_trials, create_study, genotype_of, prepare_run, run_local, scored_trials
 from searchspace import load_genotype, with_scaling
 from searchspace.errors import NasError
 
@@ -115,8 +115,7 @@ def finish(run, study, quiet: bool = False) -> Path | None:
     winner = max(within or best, key=lambda t: t.user_attrs["accuracy"])
     finalists = []
     if len(study.directions) == 1 and cfg.objective == "latency" and cfg.latency == "measure" and cfg.finalists > 1:
-        done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.value is not None
-                and DUPLICATE not in t.user_attrs]
+        done = scored_trials(study)
         finalists = remeasure(cfg, top_distinct(done, cfg.finalists))
         winner = {t.number: t for t in done}[finalists[0].trial]
     genotype = genotype_of(winner)

@@ -197,18 +197,14 @@ def latency_measure(backend: str = "torch", threads: int | None = None, quick: M
     """A :data:`Measure` timing each genotype on this machine at its own resolution, batch 1.
 
     Quick probes use ``quick`` (default :class:`MeasureConfig`) and ``cache`` (default: the on-disk
-    measurement cache; None: none), but a cached result flagged noisy is measured again; careful ones
-    use ``careful`` and never a cache, so they are fresh.
+    measurement cache; None: none; a cached result flagged noisy is measured again by
+    :func:`measure_many`); careful ones use ``careful`` and never a cache, so they are fresh.
     """
 
     def measure(genotypes: Sequence[Genotype], is_careful: bool) -> list[Probe]:
         base = careful if is_careful else (quick or MeasureConfig())
         config = replace(base, backend=backend, threads=threads, batch=1, resolution=None)  # each its own
         found = measure_many(list(genotypes), config, cache=None if is_careful else cache)
-        stale = [i for i, m in enumerate(found) if m.cached and m.noisy]
-        if stale:
-            again = measure_many([genotypes[i] for i in stale], config, cache=None)
-            found = [again[stale.index(i)] if i in stale else m for i, m in enumerate(found)]
         return [Probe(m.median_ms, m.q25_ms, m.q75_ms, m.reps, m.fingerprint.get("id", "")) for m in found]
 
     return measure

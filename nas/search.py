@@ -208,10 +208,15 @@ def run_local(run: Run, study: optuna.Study, progress: Progress) -> str | None:
     return stopper.message
 
 
+def scored_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Completed trials that trained their own network (repeats of an earlier one left out)."""
+    return [t for t in study.get_trials(deepcopy=False)
+            if t.state == TrialState.COMPLETE and DUPLICATE not in t.user_attrs]
+
+
 def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """Best trial (single objective) or the Pareto front (multi-objective), completed trials only."""
-    done = [t for t in study.get_trials(deepcopy=False)
-            if t.state == TrialState.COMPLETE and DUPLICATE not in t.user_attrs]
+    done = scored_trials(study)
     if not done:
         return []
     if len(study.directions) > 1:
