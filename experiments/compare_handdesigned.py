@@ -58,14 +58,14 @@ def match_width(name: str, classes: int, target_ms: float, cfg, steps: int = 7):
     best = None
     for _ in range(steps):
         mid = (lo + hi) / 2
-        g = parse_genotype(with_scaling(base, width=round(mid, 3)).to_dict())
+        g = with_scaling(base, width=round(mid, 3))
         ms = latency(g, cfg)
         if ms <= target_ms:
             lo, best = mid, (g, ms)
         else:
             hi = mid
     if best is None:
-        g = parse_genotype(with_scaling(base, width=lo).to_dict())
+        g = with_scaling(base, width=lo)
         best = (g, latency(g, cfg))
     return best
 

@@ -18,7 +18,8 @@ FBNet's e1 blocks keep a 1x1 expand conv that ours omit (a near-constant offset)
 
 from __future__ import annotations
 
-from searchspace.genotype import FORMAT, Genotype, parse_genotype
+from searchspace.genotype import FORMAT, Genotype
+from searchspace.resolve import parse_genotype
 
 OFA_WIDTHS = (24, 40, 80, 112, 160)
 OFA_STRIDES = (2, 2, 2, 1, 2)

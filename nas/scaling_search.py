@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from predictors.latency import CAREFUL, DEFAULT, MeasureConfig, measure_many
 from predictors.proxy import ProxyConfig, ProxyError, train_proxy
-from searchspace import Genotype, parse_genotype, with_scaling
+from searchspace import Genotype, with_scaling
 from searchspace.errors import GenotypeError, NasError
 
 RESOLUTION_MULTIPLE = 8        # deployed resolutions: multiples of 8
@@ -76,9 +76,7 @@ def scaled_fields(genotype: Genotype, coeffs: Coefficients, phi: float) -> tuple
 def compound_scale(genotype: Genotype, coeffs: Coefficients, phi: float, name: str | None = None) -> Genotype:
     """The validated variant at ``phi`` (a fresh genotype without provenance)."""
     width, depth, resolution = scaled_fields(genotype, coeffs, phi)
-    scaled = replace(with_scaling(genotype, width, depth, resolution), provenance={},
-                     name=name or genotype.name)
-    return parse_genotype(scaled.to_dict())
+    return replace(with_scaling(genotype, width, depth, resolution), provenance={}, name=name or genotype.name)
 
 
 # ---- the phi = 1 grid search -------------------------------------------------------------------

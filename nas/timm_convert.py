@@ -27,9 +27,9 @@ from searchspace.blocks.base import BlockArgs
 from searchspace.blocks.mbconv import PARAMS as MBCONV_PARAMS
 from searchspace.blocks.mbconv import expanded_width
 from searchspace.errors import GenotypeError
-from searchspace.genotype import FORMAT, Genotype, parse_genotype
+from searchspace.genotype import FORMAT, Genotype
 from searchspace.layers import make_divisible, se_channels
-from searchspace.resolve import resolve
+from searchspace.resolve import parse_genotype, resolve
 
 SE_FIELDS = ("se_from", "se_divisor", "se_act", "gate")
 SE_DEFAULTS = {p.name: p.default for p in MBCONV_PARAMS if p.name in SE_FIELDS}

@@ -36,6 +36,7 @@ class Part:
     key: str
     in_shape: tuple[int, int, int]
     build: Callable[[], nn.Module]
+    group: str  # what the latency correction sums it under: stem, head or the block's family
 
 
 def _params_text(params: dict) -> str:
@@ -44,18 +45,19 @@ def _params_text(params: dict) -> str:
 
 def stem_part(stem_type: str, stem: dict, in_ch: int, resolution: int) -> Part:
     return Part("stem", f"stem:{stem_type}:{in_ch}:{resolution}:{_params_text(stem)}", (in_ch, resolution, resolution),
-                lambda: build_stem(stem_type, stem, in_ch))
+                lambda: build_stem(stem_type, stem, in_ch), "stem")
 
 
 def block_part(block_type: str, args: BlockArgs, in_size: int) -> Part:
     key = f"block:{block_type}:{args.in_ch}>{args.out}:s{args.stride}:{in_size}:{_params_text(args.params)}"
-    return Part("block", key, (args.in_ch, in_size, in_size), lambda: FAMILIES[block_type].build(args))
+    return Part("block", key, (args.in_ch, in_size, in_size), lambda: FAMILIES[block_type].build(args),
+                block_type)
 
 
 def head_part(head: dict, in_ch: int, size: int) -> Part:
     classes = head["num_classes"]
     return Part("head", f"head:{in_ch}:{size}:{classes}:{_params_text(head)}", (in_ch, size, size),
-                lambda: Head(head, in_ch, classes))
+                lambda: Head(head, in_ch, classes), "head")
 
 
 def network_parts(genotype: Genotype, resolution: int | None = None, net: ResolvedNetwork | None = None) -> list[Part]:

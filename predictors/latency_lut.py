@@ -199,8 +199,7 @@ class LatencyTable:
         fmt = min(FORMATS, key=lambda f: sum(e[f"{f}_ms"] for e in entries))
         sums = dict.fromkeys((f"{g}_ms" for g in PART_GROUPS), 0.0)
         for part, entry in zip(parts, entries, strict=True):
-            group = part.kind if part.kind != "block" else part.key.split(":")[1]
-            sums[f"{group}_ms"] += entry[f"{fmt}_ms"]
+            sums[f"{part.group}_ms"] += entry[f"{fmt}_ms"]
         sums["table_ms"] = sum(sums[f"{g}_ms"] for g in PART_GROUPS)
         sums["parts"] = float(len(parts))
         self._sums[key] = sums
@@ -262,7 +261,7 @@ def space_parts(space: Space) -> list[Part]:
         for (in_ch, size), block_type in itertools.product(sorted(states), stage.types):
             family = FAMILIES[block_type]
             values = space.family_values[block_type]
-            outs = [in_ch] if block_type == "shuffle" and stage.stride == 1 else stage.out
+            outs = [in_ch] if family.keeps_width(stage.stride) else stage.out
             if stage.stride > 1 and size < 2:
                 continue
             for out, combo in itertools.product(outs, itertools.product(*values.values())):

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from predictors.datasets import DatasetSpec, LoadedDataset, load_dataset
-from searchspace import Genotype, NasError, build, load_genotype, parse_genotype, with_scaling
+from searchspace import Genotype, NasError, build, load_genotype, with_scaling
 
 Report = Callable[[int, float], None]
 
@@ -90,8 +90,7 @@ class ProxyResult:
 
 def proxy_genotype(genotype: Genotype, config: ProxyConfig) -> Genotype:
     """The candidate as proxy-trained: width multiplied by ``config.width``, at ``config.resolution``."""
-    g = with_scaling(genotype, width=genotype.scaling["width"] * config.width, resolution=config.resolution)
-    return parse_genotype(g.to_dict())  # re-validate: the proxy resolution may be too small for its strides
+    return with_scaling(genotype, width=genotype.scaling["width"] * config.width, resolution=config.resolution)
 
 
 def train_proxy(genotype: Genotype | str | dict, config: ProxyConfig | None = None,

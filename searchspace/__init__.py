@@ -6,10 +6,10 @@ import os
 
 from searchspace.builder import Network, build
 from searchspace.errors import GenotypeError, NasError
-from searchspace.genotype import BlockSpec, Genotype, parse_genotype
+from searchspace.genotype import BlockSpec, Genotype
 from searchspace.io import genotype_text, load_genotype, save_genotype, zoo_names
 from searchspace.layers import make_divisible
-from searchspace.resolve import resolve, with_scaling
+from searchspace.resolve import parse_genotype, resolve, with_scaling
 
 
 def build_model(
@@ -27,8 +27,6 @@ def build_model(
     ``build_model("zoo:efficientnet_b0", width=1.2, depth=1.4, resolution=300)`` is EfficientNet-B3.
     """
     g = with_scaling(load_genotype(genotype), width, depth, resolution)
-    if width is not None or depth is not None or resolution is not None:
-        g = parse_genotype(g.to_dict())  # re-validate shapes and ranges under the new scaling
     return build(g, num_classes=num_classes, in_channels=in_channels)
 
 

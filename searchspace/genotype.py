@@ -95,11 +95,11 @@ class Genotype:
         return sum(b.repeat for stage in self.stages for b in stage)
 
 
-def parse_genotype(raw: Any) -> Genotype:
-    """Validate plain data (from YAML or JSON) and return a :class:`Genotype`.
+def parse_fields(raw: Any) -> Genotype:
+    """Validate every field of plain data (from YAML or JSON) and return a :class:`Genotype`.
 
-    Raises GenotypeError naming the first bad field. Shape checks (channels, strides at the declared
-    resolution) run too, so a returned genotype always builds.
+    Raises GenotypeError naming the first bad field. Shapes (channels and strides across blocks) are
+    not checked here: :func:`searchspace.resolve.parse_genotype` adds that and is what callers use.
     """
     raw = check_mapping(raw, "genotype")
     for key in raw:
@@ -122,12 +122,8 @@ def parse_genotype(raw: Any) -> Genotype:
     head = check_params(check_mapping(raw["head"], "head"), HEAD_PARAMS, "head")
     provenance = raw.get("provenance", {}) or {}
     check_mapping(provenance, "provenance")
-    genotype = Genotype(stages=stages, stem_type=stem_type, stem=stem, head=head, input=inp,
-                        scaling=scaling, name=name, provenance=provenance)
-    from searchspace.resolve import resolve  # shape checks need the resolved network
-
-    resolve(genotype)
-    return genotype
+    return Genotype(stages=stages, stem_type=stem_type, stem=stem, head=head, input=inp,
+                    scaling=scaling, name=name, provenance=provenance)
 
 
 def _parse_stem(raw: Any) -> tuple[str, dict]:

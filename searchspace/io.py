@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 
 from searchspace.errors import GenotypeError, NasError
-from searchspace.genotype import Genotype, parse_genotype
+from searchspace.genotype import Genotype
+from searchspace.resolve import parse_genotype
 
 ZOO_DIR = Path(__file__).parent / "zoo"
 

@@ -2,16 +2,18 @@
 
 This is the one place where width/depth/resolution scaling and shape arithmetic happen; the
 validator (shape errors), the builder, the ``nas show`` table and the cost model all read it.
+Imports run one way: this module reads :mod:`searchspace.genotype`, never the reverse.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 from searchspace.blocks import FAMILIES, BlockArgs
 from searchspace.errors import GenotypeError
-from searchspace.genotype import Genotype
+from searchspace.genotype import SCALING_PARAMS, Genotype, parse_fields
 from searchspace.layers import make_divisible
 from searchspace.stems import HEAD_CHANNEL_PARAMS, STEM_CHANNEL_PARAMS, stem_output_size
 
@@ -51,14 +53,32 @@ def scale_repeats(repeat: int, depth: float) -> int:
     return repeat if depth == 1.0 else int(math.ceil(repeat * depth))
 
 
+def parse_genotype(raw: Any) -> Genotype:
+    """Validate plain data (from YAML or JSON) and return a :class:`Genotype` that always builds.
+
+    Raises GenotypeError naming the first bad field: every field's type and range, then the shapes
+    (channels and strides at the genotype's resolution).
+    """
+    genotype = parse_fields(raw)
+    resolve(genotype)
+    return genotype
+
+
 def with_scaling(genotype: Genotype, width: float | None = None, depth: float | None = None,
                  resolution: int | None = None) -> Genotype:
-    """A copy of ``genotype`` whose scaling fields are replaced by the given (non-None) values."""
+    """A valid copy of ``genotype`` whose scaling fields are replaced by the given (non-None) values.
+
+    Each new value is checked against its declared range and the shapes are traced again (a smaller
+    resolution may not fit the strides), so the result always builds; GenotypeError otherwise.
+    """
     scaling = dict(genotype.scaling)
+    declared = {p.name: p for p in SCALING_PARAMS}
     for key, value in (("width", width), ("depth", depth), ("resolution", resolution)):
         if value is not None:
-            scaling[key] = value
-    return replace(genotype, scaling=scaling)
+            scaling[key] = declared[key].check(value, f"scaling.{key}")
+    scaled = replace(genotype, scaling=scaling)
+    resolve(scaled)
+    return scaled
 
 
 def resolve(genotype: Genotype, in_channels: int | None = None) -> ResolvedNetwork:

@@ -16,8 +16,9 @@ from typing import Any, Protocol
 
 from searchspace.blocks import FAMILIES
 from searchspace.errors import GenotypeError
-from searchspace.genotype import FORMAT, Genotype, parse_genotype
+from searchspace.genotype import FORMAT, Genotype
 from searchspace.params import fmt_choices
+from searchspace.resolve import parse_genotype
 
 
 class TrialLike(Protocol):
@@ -112,8 +113,8 @@ class Space:
         channels = self.config.stem["out"]
         for i, stage in enumerate(self.config.stages):
             block_type = trial.suggest_categorical(f"s{i}_type", stage.types)
-            if block_type == "shuffle" and stage.stride == 1:
-                out = channels  # a stride-1 shuffle unit splits channels: out must equal in
+            if FAMILIES[block_type].keeps_width(stage.stride):
+                out = channels
             else:
                 out = trial.suggest_categorical(f"s{i}_out", stage.out)
             repeat = trial.suggest_categorical(f"s{i}_repeat", stage.repeat)
@@ -142,7 +143,7 @@ class Space:
         for stage in self.config.stages:
             per_stage = 0
             for t in stage.types:
-                outs = 1 if (t == "shuffle" and stage.stride == 1) else len(stage.out)
+                outs = 1 if FAMILIES[t].keeps_width(stage.stride) else len(stage.out)
                 combos = math.prod(len(v) for v in self.family_values[t].values())
                 per_stage += outs * len(stage.repeat) * combos
             total *= per_stage

@@ -28,10 +28,10 @@ def load_scaled(args: argparse.Namespace):
     """The genotype named on the command line with the scaling flags applied (validated)."""
     from searchspace import load_genotype, parse_genotype, with_scaling
 
-    genotype = with_scaling(load_genotype(args.genotype), args.width, args.depth, args.resolution)
-    if args.num_classes is not None:
-        genotype.head["num_classes"] = args.num_classes
-    return parse_genotype(genotype.to_dict())
+    genotype = load_genotype(args.genotype)
+    if args.num_classes is not None:  # a changed head field: validated like a file's
+        genotype = parse_genotype({**genotype.to_dict(), "head": {**genotype.head, "num_classes": args.num_classes}})
+    return with_scaling(genotype, args.width, args.depth, args.resolution)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,6 +34,11 @@ def no_check(args: BlockArgs, path: str) -> None:
     """Default consistency check: nothing beyond the declared parameter ranges."""
 
 
+def free_width(stride: int) -> bool:
+    """Default width rule: a block may change its width at any stride."""
+    return False
+
+
 @dataclass(frozen=True)
 class BlockFamily:
     """A block type: its parameters, how to build one instance, and its shape rules.
@@ -42,6 +47,8 @@ class BlockFamily:
     (channels not divisible by groups, a channel split that needs in == out, ...).
     ``channel_params`` are parameters that count channels and so follow the width multiplier.
     ``output_size(size, stride)`` is the spatial size after the block.
+    ``keeps_width(stride)`` is True when a block at that stride must output its input width (a
+    stride-1 ShuffleNetV2 unit); ``check`` enforces it, the space and the latency table read it.
     """
 
     name: str
@@ -52,6 +59,7 @@ class BlockFamily:
     channel_params: tuple[str, ...] = ()
     output_size: Callable[[int, int], int] = conv_output_size
     strides: tuple[int, ...] = (1, 2)
+    keeps_width: Callable[[int], bool] = free_width
     param_index: dict[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

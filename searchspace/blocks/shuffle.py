@@ -28,10 +28,15 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
+def keeps_width(stride: int) -> bool:
+    """At stride 1 the channel split passes half the input through: out must equal in."""
+    return stride == 1
+
+
 def check(args: BlockArgs, path: str) -> None:
     require(args.out % 2 == 0, f"{path}.out",
             f"{args.out} is odd; a shuffle block needs an even output width (two halves of out / 2)")
-    if args.stride == 1:
+    if keeps_width(args.stride):
         require(args.in_ch == args.out, f"{path}.out",
                 f"{args.out} differs from the block input width {args.in_ch}; at stride 1 the channel "
                 f"split needs out == in ({args.in_ch}); use stride 2 to change the width")
@@ -72,4 +77,5 @@ FAMILY = BlockFamily(
     params=PARAMS,
     build=ShuffleUnit,
     check=check,
+    keeps_width=keeps_width,
 )
