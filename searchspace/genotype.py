@@ -15,7 +15,7 @@ from typing import Any
 
 from searchspace.blocks import FAMILIES
 from searchspace.errors import GenotypeError
-from searchspace.params import Param, check_mapping, check_params, fmt_choices
+from searchspace.params import Param, canonical_params, check_mapping, check_params, fmt_choices
 from searchspace.stems import HEAD_PARAMS, STEM_PARAMS
 
 FORMAT = "nas-genotype/1"
@@ -48,7 +48,8 @@ class BlockSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "repeat": self.repeat, "out": self.out, "stride": self.stride, **self.params}
+        params = canonical_params(self.params, FAMILIES[self.type].params)
+        return {"type": self.type, "repeat": self.repeat, "out": self.out, "stride": self.stride, **params}
 
 
 @dataclass
@@ -70,14 +71,14 @@ class Genotype:
         return self.scaling.get("resolution") or self.input["resolution"]
 
     def to_dict(self, with_provenance: bool = True) -> dict[str, Any]:
-        """The canonical plain-data form (every field, defaults filled in)."""
+        """The canonical plain-data form (every field, defaults filled in; see ``Param.omit_default``)."""
         out: dict[str, Any] = {
             "format": FORMAT,
             "name": self.name,
             "input": dict(self.input),
-            "stem": {"type": self.stem_type, **self.stem},
+            "stem": {"type": self.stem_type, **canonical_params(self.stem, STEM_PARAMS[self.stem_type])},
             "stages": [{"blocks": [b.to_dict() for b in stage]} for stage in self.stages],
-            "head": dict(self.head),
+            "head": canonical_params(self.head, HEAD_PARAMS),
             "scaling": dict(self.scaling),
         }
         if with_provenance and self.provenance:

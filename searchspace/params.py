@@ -35,6 +35,8 @@ class Param:
     kind: ``int``, ``float``, ``bool`` or ``str``. ``choices`` restricts the value to a set;
     ``low``/``high`` bound numbers (inclusive). ``nullable`` admits ``null`` (meaning "derive it").
     ``search`` lists the values the default search space samples (None: not searched by default).
+    ``omit_default`` leaves the parameter out of the canonical form while it holds its default, so a
+    parameter added after genotypes were saved keeps their canonical form and hash unchanged.
     """
 
     name: str
@@ -46,6 +48,7 @@ class Param:
     high: float | None = None
     nullable: bool = False
     search: tuple[Any, ...] | None = None
+    omit_default: bool = False
 
     def allowed(self) -> str:
         """Human-readable description of the allowed values."""
@@ -121,3 +124,9 @@ def check_params(raw: dict, params: tuple[Param, ...], path: str, reserved: tupl
         sub = f"{path}.{p.name}" if path else p.name
         out[p.name] = p.check(raw[p.name], sub) if p.name in raw else p.default
     return out
+
+
+def canonical_params(values: dict, params: tuple[Param, ...]) -> dict:
+    """``values`` without the ``omit_default`` parameters that hold their default (the canonical form)."""
+    omitted = {p.name for p in params if p.omit_default and values.get(p.name, p.default) == p.default}
+    return {k: v for k, v in values.items() if k not in omitted}
