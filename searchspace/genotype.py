@@ -16,7 +16,7 @@ from typing import Any
 from searchspace.blocks import FAMILIES
 from searchspace.errors import GenotypeError
 from searchspace.params import Param, canonical_params, check_mapping, check_params, fmt_choices
-from searchspace.stems import HEAD_PARAMS, STEM_PARAMS
+from searchspace.stems import HEAD_PARAMS, STEM_PARAMS, check_head
 
 FORMAT = "nas-genotype/1"
 TOP_FIELDS = ("format", "name", "input", "stem", "stages", "head", "scaling", "provenance")
@@ -121,6 +121,7 @@ def parse_fields(raw: Any) -> Genotype:
     stem_type, stem = _parse_stem(raw["stem"])
     stages = _parse_stages(raw["stages"])
     head = check_params(check_mapping(raw["head"], "head"), HEAD_PARAMS, "head")
+    check_head(head)
     provenance = raw.get("provenance", {}) or {}
     check_mapping(provenance, "provenance")
     return Genotype(stages=stages, stem_type=stem_type, stem=stem, head=head, input=inp,

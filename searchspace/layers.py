@@ -47,7 +47,11 @@ def activation(name: str) -> nn.Module:
 
 
 class ConvBNAct(nn.Sequential):
-    """Conv2d (no bias, 'same' padding for odd kernels) + BatchNorm + activation."""
+    """Conv2d + BatchNorm + activation; by default no bias and 'same' padding for odd kernels.
+
+    ``norm=False`` puts an Identity where the BatchNorm goes (SqueezeNet); ``padding`` overrides
+    ``(kernel - 1) // 2`` (0 for 'valid').
+    """
 
     def __init__(
         self,
@@ -57,10 +61,14 @@ class ConvBNAct(nn.Sequential):
         stride: int = 1,
         groups: int = 1,
         act: str = "relu",
+        bias: bool = False,
+        norm: bool = True,
+        padding: int | None = None,
     ) -> None:
+        pad = (kernel - 1) // 2 if padding is None else padding
         super().__init__(
-            nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-            nn.BatchNorm2d(out_ch),
+            nn.Conv2d(in_ch, out_ch, kernel, stride, pad, groups=groups, bias=bias),
+            nn.BatchNorm2d(out_ch) if norm else nn.Identity(),
             activation(act),
         )
 

@@ -193,7 +193,7 @@ def test_hash_ignores_formatting_order_name_and_provenance(variant):
 
 def test_hash_is_twelve_hex_digits_and_pinned():
     h = load_genotype(TINY_YAML).hash()
-    assert len(h) == 12 and int(h, 16) >= 0
+    assert len(h) == 12 and set(h) <= set("0123456789abcdef")
     assert parse_genotype(tiny()).hash() == h
     # Pinned: a stored study or a saved genotype names networks by this hash. If this changes, the
     # canonical form changed (a new field or default): that needs a format version bump.
@@ -329,14 +329,16 @@ MALFORMED = [
      "use stride 1 here or a larger resolution"),
     ("bad stem type", put("stem", type="patchify"), "stem.type: patchify is not one of conv, deep"),
     ("stem field of the other type", put("stem", separable=True),
-     "stem.separable: unknown field; allowed fields are type, out, kernel, stride, act, pool"),
+     "stem.separable: unknown field; allowed fields are type, out, kernel, stride, act, pool, mid, padding, bias, "
+     "norm"),
     ("stem type not a string", put("stem", type={"conv": 1}), "stem.type: {'conv': 1} is not one of conv, deep"),
-    ("bad stem value", put("stem", pool="avg"), "stem.pool: avg is not one of none, max"),
+    ("bad stem value", put("stem", pool="avg"), "stem.pool: avg is not one of none, max, max_ceil"),
     ("bad stem act", put("stem", act="gelu"),
      "stem.act: gelu is not one of relu, relu6, hswish, swish, identity"),
     ("null stem", top(stem=None), "stem: expected a mapping, got NoneType"),
     ("unknown head field", put("head", classes=10),
-     "head.classes: unknown field; allowed fields are conv, hidden, act, pool, dropout, num_classes"),
+     "head.classes: unknown field; allowed fields are conv, hidden, act, pool, dropout, num_classes, pool_size, "
+     "hidden_layers, classifier"),
     ("head dropout 1", put("head", dropout=1.0),
      "head.dropout: 1 is out of range; expected a number from 0 to 0.99"),
     ("head zero classes", put("head", num_classes=0),
@@ -369,10 +371,6 @@ MALFORMED = [
      "stages[2].blocks[1]: expected a mapping, got list"),
     ("provenance not a mapping", top(provenance=["x"]), "provenance: expected a mapping, got list"),
 ]
-
-
-def test_at_least_twenty_malformed_cases():
-    assert len(MALFORMED) >= 20
 
 
 @pytest.mark.parametrize("mutate, message", [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
