@@ -6,7 +6,7 @@ import math
 
 from torch import nn
 
-ACTIVATIONS = ("relu", "relu6", "hswish", "swish", "identity")
+ACTIVATIONS = ("relu", "relu6", "hswish", "swish", "leaky_relu", "identity")
 GATES = ("sigmoid", "hsigmoid")
 
 
@@ -37,6 +37,8 @@ def activation(name: str) -> nn.Module:
         return nn.Hardswish(inplace=True)
     if name == "swish":
         return nn.SiLU(inplace=True)
+    if name == "leaky_relu":  # timm's leaky_relu (CSPNet, Darknet): torch's default slope 0.01
+        return nn.LeakyReLU(inplace=True)
     if name == "identity":
         return nn.Identity()
     if name == "sigmoid":
@@ -71,6 +73,13 @@ class ConvBNAct(nn.Sequential):
             nn.BatchNorm2d(out_ch) if norm else nn.Identity(),
             activation(act),
         )
+
+
+class BNAct(nn.Sequential):
+    """BatchNorm + activation: the pre-activation of DenseNet and ResNetV2 layers (timm BatchNormAct2d)."""
+
+    def __init__(self, channels: int, act: str = "relu") -> None:
+        super().__init__(nn.BatchNorm2d(channels), activation(act))
 
 
 class SeparableConvBNAct(nn.Sequential):
