@@ -7,9 +7,10 @@ Stem types:
   deep  three 3x3 conv-BN-act: stride 2 to ``mid``, stride 1 to ``mid``, then to ``out`` with
         stride 1 and a max pool (ResNet-D / ResNeSt) or stride 2 and no pool (VoVNet);
         ``separable`` makes the last two depthwise-separable (VoVNet-dw).
-Head: optional 1x1 conv-BN-act to ``conv`` channels, global pool (or adaptive to ``pool_size``
-and flattened: VGG), optional ``hidden`` fully connected layers (with bias) + act (MobileNetV3,
-GhostNet, VGG), dropout, linear classifier; or SqueezeNet's conv classifier before the pool.
+Head: optional BN-act (``norm``: pre-activation networks), optional 1x1 conv-BN-act to ``conv``
+channels, global pool (or adaptive to ``pool_size`` and flattened: VGG), optional ``hidden`` fully
+connected layers (with bias) + act (MobileNetV3, GhostNet, VGG), dropout, linear classifier; or
+SqueezeNet's conv classifier before the pool.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from torch import nn
 from searchspace.blocks.base import conv_output_size
 from searchspace.blocks.osa import pool_output_size
 from searchspace.errors import GenotypeError
-from searchspace.layers import ACTIVATIONS, ConvBNAct, SeparableConvBNAct, activation
+from searchspace.layers import ACTIVATIONS, BNAct, ConvBNAct, SeparableConvBNAct, activation
 from searchspace.params import Param
 
 STEM_PARAMS: dict[str, tuple[Param, ...]] = {
@@ -61,6 +62,8 @@ HEAD_PARAMS: tuple[Param, ...] = (
           "(VGG: 2)", low=1, high=4, omit_default=True),
     Param("classifier", str, "linear", "linear (after pooling) or conv: dropout, 1x1 conv with bias to the "
           "classes + act, then global pooling (SqueezeNet)", choices=("linear", "conv"), omit_default=True),
+    Param("norm", bool, False, "BN-act on the last feature map, before the head conv and pooling "
+          "(pre-activation networks: DenseNet's norm5, ResNetV2's final norm)", omit_default=True),
 )
 HEAD_CHANNEL_PARAMS = ("conv", "hidden")
 
@@ -129,6 +132,7 @@ class Head(nn.Module):
     def __init__(self, params: dict, in_ch: int, num_classes: int) -> None:
         super().__init__()
         act = params["act"]
+        self.norm = BNAct(in_ch, act) if params["norm"] else nn.Identity()
         self.conv = ConvBNAct(in_ch, params["conv"], 1, act=act) if params["conv"] else nn.Identity()
         width = params["conv"] or in_ch
         size = params["pool_size"]
@@ -156,7 +160,7 @@ class Head(nn.Module):
         self.num_features = width
 
     def forward(self, x):
-        x = self.conv(x)
+        x = self.conv(self.norm(x))
         if self.conv_classifier:
             return self.pool(self.act(self.classifier(self.dropout(x)))).flatten(1)
         x = self.pool(x).flatten(1)

@@ -338,7 +338,7 @@ MALFORMED = [
     ("null stem", top(stem=None), "stem: expected a mapping, got NoneType"),
     ("unknown head field", put("head", classes=10),
      "head.classes: unknown field; allowed fields are conv, hidden, act, pool, dropout, num_classes, pool_size, "
-     "hidden_layers, classifier"),
+     "hidden_layers, classifier, norm"),
     ("head dropout 1", put("head", dropout=1.0),
      "head.dropout: 1 is out of range; expected a number from 0 to 0.99"),
     ("head zero classes", put("head", num_classes=0),
