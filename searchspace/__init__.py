@@ -1,15 +1,34 @@
-"""What can be searched and how a genotype becomes a network (imports torch and pyyaml only)."""
+"""What can be searched and how a genotype becomes a network (imports torch and pyyaml only).
+
+The names below load their module on first use, so that a torch-free module of this package
+(``searchspace.settings``, ``searchspace.params``, ``searchspace.errors``) imports without torch.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import TYPE_CHECKING, Any
 
-from searchspace.builder import Network, build
 from searchspace.errors import GenotypeError, NasError
-from searchspace.genotype import BlockSpec, Genotype
-from searchspace.io import genotype_text, load_genotype, save_genotype, zoo_names
-from searchspace.layers import make_divisible
-from searchspace.resolve import parse_genotype, resolve, with_scaling
+
+if TYPE_CHECKING:
+    from searchspace.builder import Network
+    from searchspace.genotype import Genotype
+    from searchspace.size import SizeLimit
+
+_LAZY = {
+    "Network": "builder", "build": "builder", "BlockSpec": "genotype", "Genotype": "genotype",
+    "genotype_text": "io", "load_genotype": "io", "save_genotype": "io", "zoo_names": "io",
+    "make_divisible": "layers", "parse_genotype": "resolve", "resolve": "resolve", "with_scaling": "resolve",
+    "NetworkSize": "size", "SizeLimit": "size", "check_size": "size", "network_size": "size",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"searchspace.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'searchspace' has no attribute {name!r}")
 
 
 def build_model(
@@ -19,19 +38,26 @@ def build_model(
     width: float | None = None,
     depth: float | None = None,
     resolution: int | None = None,
+    limit: SizeLimit | None = None,
 ) -> Network:
     """Build the PyTorch network of a genotype (object, path, YAML text or ``zoo:NAME``).
 
     ``num_classes`` / ``in_channels`` default to the genotype's own (``head.num_classes``,
     ``input.channels``); ``width``, ``depth`` and ``resolution`` replace its scaling fields, so
     ``build_model("zoo:efficientnet_b0", width=1.2, depth=1.4, resolution=300)`` is EfficientNet-B3.
+    A network larger than ``limit`` (see :func:`build`) is refused before anything is allocated.
     """
+    from searchspace.builder import build
+    from searchspace.io import load_genotype
+    from searchspace.resolve import with_scaling
+
     g = with_scaling(load_genotype(genotype), width, depth, resolution)
-    return build(g, num_classes=num_classes, in_channels=in_channels)
+    return build(g, num_classes=num_classes, in_channels=in_channels, limit=limit)
 
 
 __all__ = [
-    "BlockSpec", "Genotype", "GenotypeError", "NasError", "Network", "build", "build_model",
+    "BlockSpec", "Genotype", "GenotypeError", "NasError", "Network", "NetworkSize", "SizeLimit", "build",
+    "build_model", "check_size", "network_size",
     "genotype_text", "load_genotype", "make_divisible", "parse_genotype", "resolve", "save_genotype",
     "with_scaling", "zoo_names",
 ]

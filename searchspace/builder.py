@@ -7,6 +7,7 @@ from torch import nn
 from searchspace.blocks import FAMILIES
 from searchspace.genotype import Genotype
 from searchspace.resolve import resolve
+from searchspace.size import SizeLimit, check_size
 from searchspace.stems import Head, build_stem
 
 
@@ -48,6 +49,13 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build(genotype: Genotype, num_classes: int | None = None, in_channels: int | None = None) -> Network:
-    """The network for ``genotype`` (its own scaling applied)."""
+def build(genotype: Genotype, num_classes: int | None = None, in_channels: int | None = None,
+          limit: SizeLimit | None = None) -> Network:
+    """The network for ``genotype`` (its own scaling applied).
+
+    Its size is checked first, without allocating (:func:`searchspace.size.check_size`): GenotypeError
+    naming the field when it has more parameters or activation memory than ``limit`` (default: 2e9
+    parameters and 64 GiB at batch 1, or ``NAS_MAX_PARAMS`` / ``NAS_MAX_ACTIVATION_GIB``).
+    """
+    check_size(genotype, num_classes, in_channels, limit)
     return Network(genotype, num_classes, in_channels)
