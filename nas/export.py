@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from searchspace.errors import NasError
+from searchspace.textio import check_output_file
 
 if TYPE_CHECKING:
     import torch
@@ -153,7 +154,7 @@ def export_onnx(model: Network, path: str | os.PathLike, exporter: str = "legacy
     if exporter not in ("legacy", "dynamo"):
         raise NasError(f"exporter: {exporter!r} is not one of legacy, dynamo")
     opset = opset or (17 if exporter == "legacy" else 18)
-    path = Path(path)
+    path = check_output_file(path, "output")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     start = time.perf_counter()
@@ -181,7 +182,7 @@ def export_torchscript(model: Network, path: str | os.PathLike) -> ExportResult:
     """Write ``model`` as TorchScript (``torch.jit.script``), reload it and check it against PyTorch."""
     import torch
 
-    path = Path(path)
+    path = check_output_file(path, "output")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     start = time.perf_counter()

@@ -143,7 +143,7 @@ def parse_arch_def(text: str) -> list[list[str]]:
     """An arch_def from Python/JSON literal text: a list of stages, each a list of block strings."""
     try:
         value = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, RecursionError, MemoryError):  # also: nested too deeply
         raise TimmArchError("arch_def: not a Python/JSON list literal such as "
                             "\"[['ds_r1_k3_s1_c16'], ['ir_r2_k3_s2_e6_c24']]\"") from None
     return check_arch_def(value)

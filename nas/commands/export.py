@@ -34,7 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from nas.commands.show import load_scaled
     from searchspace.errors import NasError
+    from searchspace.textio import check_output_file
 
+    if args.output:
+        check_output_file(args.output, "-o/--output")
     genotype = load_scaled(args)
     if args.format == "timm":
         if args.weights:

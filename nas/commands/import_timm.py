@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -35,15 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _read(source: str) -> tuple[list[list[str]], dict, str | None]:
     """(arch_def, settings, name) from a literal, a file with a literal, or an export JSON file."""
     from nas.timm_arch import TimmArchError, check_arch_def, parse_arch_def
+    from searchspace.textio import load_json, read_text
 
     text = source
     if not source.lstrip().startswith("["):
         path = Path(source)
         if not path.is_file():
             raise TimmArchError(f"arch_def: {source!r} is neither a list literal nor a file")
-        text = path.read_text()
+        text = read_text(path, "arch_def", expected="an arch_def literal or the JSON of nas export --format timm")
     try:
-        data = json.loads(text)
+        data = load_json(text, "arch_def")
     except ValueError:
         return parse_arch_def(text), {}, None
     if isinstance(data, dict):
@@ -59,14 +59,18 @@ def _read(source: str) -> tuple[list[list[str]], dict, str | None]:
 def run(args: argparse.Namespace) -> int:
     from nas.timm_arch import SETTING_PARAMS
     from nas.timm_convert import timm_to_genotype
-    from searchspace import genotype_text, save_genotype
+    from searchspace import check_size, genotype_text, save_genotype
+    from searchspace.textio import check_output_file
 
+    if args.output:
+        check_output_file(args.output, "-o/--output")
     arch_def, settings, name = _read(args.arch_def)
     for param in SETTING_PARAMS:
         value = getattr(args, param.name)
         if value is not None:
             settings[param.name] = value
     genotype = timm_to_genotype(arch_def, settings, name=args.name or name or "timm_import")
+    check_size(genotype)  # a genotype too big to build is refused here, not at its first use
     if args.output:
         path = save_genotype(genotype, args.output)
         print(f"wrote {path} ({genotype.name}, hash {genotype.hash()}, {genotype.num_blocks()} blocks)")
