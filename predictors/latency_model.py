@@ -5,16 +5,22 @@ element-wise work; kernels, blocks, resolution), the count of blocks of each fam
 sum when a table is given, and any named extra features. The target is log latency. Two regressors:
 ``ridge`` (log-linear; best with ~100 networks) and ``gbr`` (ridge plus gradient boosting on its
 residuals, for larger sets); ``auto`` picks by 5-fold cross-validation. The interval comes from the
-10% / 90% quantiles of the out-of-fold log residuals (split-conformal style). Saved with joblib plus a
-JSON sidecar that says what the model is.
+10% / 90% quantiles of the out-of-fold log residuals (split-conformal style).
+
+The fitted regressor is kept as plain arrays (:mod:`predictors.regressors`) and saved as an ``.npz``
+archive of numbers plus a JSON header, read back with ``numpy.load(allow_pickle=False)``: loading a
+model file can never run code, and the loaded model predicts exactly what the saved one did. A JSON
+sidecar ``<file>.json`` says what the model is.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +30,16 @@ from scipy.stats import spearmanr
 
 from predictors.latency_features import COST_FEATURES, FeatureCache, cost_features
 from predictors.latency_lut import LatencyTable, Prediction
+from predictors.regressors import Additive, linear_from_sklearn, trees_from_sklearn
 from searchspace.blocks import FAMILIES
 from searchspace.errors import NasError
 from searchspace.genotype import Genotype
+from searchspace.textio import atomic_file, check_output_file, load_json, read_text, write_text_atomic
 
 KINDS = ("auto", "ridge", "gbr")
+FORMAT = "nas-latency-model/1"
+MAX_MODEL_BYTES = 256 * 2**20  # arrays of a few hundred trees are well under 1 MiB
+MAX_CSV_BYTES = 512 * 2**20
 SHARED_FEATURES = FeatureCache()  # feature vectors shared by the models of one process
 
 
@@ -58,6 +69,13 @@ class _RidgeBoost:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.base.predict(X) + self.boost.predict(X)
+
+
+def as_arrays(fitted) -> Additive:
+    """The plain-array form of a regressor from :func:`_regressor` (predicts the same numbers)."""
+    if isinstance(fitted, _RidgeBoost):
+        return Additive((linear_from_sklearn(fitted.base), trees_from_sklearn(fitted.boost)))
+    return Additive((linear_from_sklearn(fitted),))
 
 
 def _out_of_fold(kind: str, X: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -136,7 +154,7 @@ class LatencyModel:
         rmse = {k: float(np.sqrt(np.mean((oof[k] - y) ** 2))) for k in kinds}
         chosen = min(rmse, key=rmse.get)
         resid = y - oof[chosen]
-        self.regressor = _regressor(chosen, self.seed).fit(X, y)
+        self.regressor = as_arrays(_regressor(chosen, self.seed).fit(X, y))
         low, high = np.quantile(resid, [0.1, 0.9])
         self.info = {"regressor": chosen, "n": len(samples), "cv_log_rmse": rmse, "resid_low": float(low),
                      "resid_high": float(high), "batch": self.batch, "features": self.feature_names,
@@ -160,64 +178,108 @@ class LatencyModel:
         return np.exp(self.regressor.predict(X))
 
     def save(self, path: str | Path) -> Path:
-        """Write the model (joblib) and ``<path>.json`` describing it."""
-        import joblib
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump({"kind": self.kind, "batch": self.batch, "families": self.families,
-                     "extra_names": self.extra_names, "regressor": self.regressor, "info": self.info}, path)
-        Path(f"{path}.json").write_text(json.dumps({"format": "nas-latency-model/1", **self.info}, indent=1))
+        """Write the model (an ``.npz`` of numbers and a JSON header) and ``<path>.json`` describing it."""
+        if self.regressor is None:
+            raise NasError("latency model is not fitted")
+        path = check_output_file(path, "latency model")
+        header = {"format": FORMAT, "kind": self.kind, "batch": self.batch, "families": self.families,
+                  "extra_names": self.extra_names, "parts": self.regressor.kinds(), "info": self.info}
+        with atomic_file(path, binary=True) as f:
+            np.savez(f, header=np.array(json.dumps(header)), **self.regressor.arrays())
+        write_text_atomic(f"{path}.json", json.dumps({"format": FORMAT, **self.info}, indent=1))
         return path
 
     @classmethod
     def load(cls, path: str | Path, table: LatencyTable | None = None) -> LatencyModel:
-        """Load a model written by :meth:`save` (needs ``table`` if it was fitted with one)."""
-        import joblib
+        """Load a model written by :meth:`save` (needs ``table`` if it was fitted with one).
 
+        Only numbers and JSON are read (``allow_pickle=False``); anything else is a one-line NasError.
+        """
         path = Path(path)
         if not path.is_file():
             raise NasError(f"--model: no such file {str(path)!r}")
         try:
-            raw = joblib.load(path)
-        except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-            raise NasError(f"--model: {path} is not a latency model ({type(err).__name__})") from None
-        if not isinstance(raw, dict) or "regressor" not in raw:
-            raise NasError(f"--model: {path} is not a latency model")
-        model = cls(raw["kind"], raw["batch"], None, raw["extra_names"])
-        model.families, model.regressor, model.info = raw["families"], raw["regressor"], raw["info"]
-        if "log_table_ms" in raw["info"]["features"]:
+            header, regressor = _read_model(path)
+        except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as err:
+            detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise NasError(f"--model: {path} is not a latency model written by `nas latency fit` ({detail})") from None
+        model = cls(header["kind"], header["batch"], None, header["extra_names"])
+        model.families, model.regressor, model.info = header["families"], regressor, header["info"]
+        if "log_table_ms" in model.info["features"]:
             if table is None:
-                fp = raw["info"]["table_fingerprint"] or {}
+                fp = model.info["table_fingerprint"] or {}
                 table = LatencyTable.for_this_device(fp.get("backend", "torch"), fp.get("threads"),
-                                                     fp.get("device", "cpu"), raw["batch"])
+                                                     fp.get("device", "cpu"), model.batch)
             model.table = table
         return model
+
+
+def _read_model(path: Path) -> tuple[dict, Additive]:
+    """The header and regressor of a model file; ValueError (or an I/O error) if it is anything else."""
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise ValueError(f"{path.stat().st_size / 2**20:.0f} MiB is larger than a model file can be")
+    archive = np.load(path, allow_pickle=False)
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError("a single array, not a model archive")
+    with archive:
+        unpacked = sum(info.file_size for info in archive.zip.infolist())
+        if unpacked > MAX_MODEL_BYTES:
+            raise ValueError(f"it unpacks to {unpacked / 2**20:.0f} MiB")
+        header = load_json(str(archive["header"]), f"--model: {path}: header")
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise ValueError(f"the header does not say format {FORMAT}")
+        _check_header(header)
+        regressor = Additive.from_arrays(header["parts"], archive, len(header["info"]["features"]))
+    return header, regressor
+
+
+def _check_header(header: dict) -> None:
+    kinds = {"kind": str, "batch": int, "families": list, "extra_names": list, "parts": list, "info": dict}
+    for key, kind in kinds.items():
+        if not isinstance(header.get(key), kind):
+            raise ValueError(f"header field {key!r} is missing or not a {kind.__name__}")
+    info = header["info"]
+    for key in ("features", "resid_low", "resid_high"):
+        if key not in info:
+            raise ValueError(f"header info has no {key!r}")
+    if not isinstance(info["features"], list) or not all(isinstance(f, str) for f in info["features"]):
+        raise ValueError("header info 'features' is not a list of names")
+    expected = len(COST_FEATURES) + len(header["families"]) + len(header["extra_names"]) + \
+        ("log_table_ms" in info["features"])
+    if len(info["features"]) != expected:
+        raise ValueError(f"{len(info['features'])} features named, {expected} expected")
 
 
 def read_measurements(path: str | Path) -> list[Sample]:
     """Measured networks from a CSV: columns ``genotype`` (file, zoo:NAME, or inline YAML/JSON) and
     ``latency_ms``; other columns named ``extra_*`` become extra features. Errors name row and column."""
-    from searchspace.io import load_genotype
-
     path = Path(path)
     if not path.is_file():
         raise NasError(f"measurements: no such file {str(path)!r}")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        for needed in ("genotype", "latency_ms"):
-            if needed not in columns:
-                raise NasError(f"{path}: missing column {needed!r} (columns: {', '.join(columns) or 'none'})")
-        extras = [c for c in columns if c.startswith("extra_")]
-        samples = []
-        for row_no, row in enumerate(reader, start=2):
-            where = f"{path} row {row_no}"
-            samples.append(Sample(_row_genotype(row, where, load_genotype, path.parent),
-                                  _positive(row, "latency_ms", where),
-                                  {c: _number(row, c, where) for c in extras} or None))
+    text = read_text(path, "measurements", expected="a CSV file", max_bytes=MAX_CSV_BYTES)
+    try:
+        samples = _samples(csv.DictReader(io.StringIO(text, newline="")), path)
+    except csv.Error as err:
+        raise NasError(f"{path}: not a readable CSV file ({err})") from None
     if not samples:
         raise NasError(f"{path}: no rows")
+    return samples
+
+
+def _samples(reader: csv.DictReader, path: Path) -> list[Sample]:
+    from searchspace.io import load_genotype
+
+    columns = reader.fieldnames or []
+    for needed in ("genotype", "latency_ms"):
+        if needed not in columns:
+            raise NasError(f"{path}: missing column {needed!r} (columns: {', '.join(columns) or 'none'})")
+    extras = [c for c in columns if c.startswith("extra_")]
+    samples = []
+    for row_no, row in enumerate(reader, start=2):
+        where = f"{path} row {row_no}"
+        samples.append(Sample(_row_genotype(row, where, load_genotype, path.parent),
+                              _positive(row, "latency_ms", where),
+                              {c: _number(row, c, where) for c in extras} or None))
     return samples
 
 
