@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas.config import load_config  # noqa: E402
-from nas.evaluate import reward_of  # noqa: E402
+from nas.reward import reward_for  # noqa: E402
 from predictors.cost import count_macs, count_params  # noqa: E402
 from predictors.latency import measure_latency  # noqa: E402
 from predictors.proxy import train_proxy  # noqa: E402
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
     start = time.time()
     cfg = run_config(args.run)
-    reward = reward_of(cfg)
+    reward = reward_for(cfg)
     winner = load_genotype(args.run / "best.yaml")
     classes = winner.head["num_classes"]
     target = latency(winner, cfg)

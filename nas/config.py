@@ -11,102 +11,24 @@ import dataclasses
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from predictors.proxy import ProxyConfig
-from searchspace.errors import NasError
+from nas.reward import REWARDS
+from predictors.fingerprint import BACKENDS as LATENCY_BACKENDS
+from predictors.proxy_config import ProxyConfig
+from searchspace.errors import GenotypeError, NasError
+from searchspace.settings import apply_settings, hashed_dict, section, setting
 
 LATENCY_SOURCES = ("measure", "lut", "predictor")
 BACKENDS = ("local", "ray")
 PRUNERS = ("median", "halving", "none")
 OBJECTIVES = ("latency", "macs")
+STRATEGIES = ("auto", "surrogate", "evolution", "tpe", "nsga2", "random")  # nas.strategies builds each but auto
 
-
-@dataclass
-class SearchConfig:
-    """Everything a search run needs. Field docs double as ``--help`` text (see ``HELP``)."""
-
-    name: str | None = None
-    runs_dir: str = "runs"
-    target_latency: float | None = 20.0
-    target_macs: float | None = None
-    objective: str = "latency"
-    reward: str = "mnasnet"
-    reward_weight: float | None = None
-    reject_factor: float = 2.0
-    strategy: str = "auto"
-    population: int = 10
-    tournament: int = 3
-    trials: int | None = None
-    budget: float | None = 840.0
-    latency: str = "measure"
-    latency_backend: str = "torch"
-    latency_threads: int | None = None
-    latency_resolution: int = 224
-    latency_model: str | None = None
-    pruner: str = "median"
-    storage: str | None = None
-    resume: bool = False
-    backend: str = "local"
-    address: str | None = None
-    workers: int = 2
-    max_failures: int = 5
-    finalists: int = 5
-    seed: int = 0
-    proxy: ProxyConfig = field(default_factory=ProxyConfig)
-    space: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def hash(self) -> str:
-        """Hash of what decides the search (not the run name, storage or resume flag)."""
-        body = self.to_dict()
-        for key in ("name", "runs_dir", "storage", "resume", "address", "workers", "trials", "budget"):
-            body.pop(key)
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
-
-    @property
-    def target(self) -> float:
-        """The target in the objective's unit (ms or MACs)."""
-        return float(self.target_latency if self.objective == "latency" else self.target_macs)
-
-
-HELP = {
-    "name": "run name: outputs go to RUNS_DIR/NAME (default: search-<time>)",
-    "runs_dir": "folder holding runs",
-    "target_latency": "latency target T, e.g. 20ms or 0.02s",
-    "target_macs": "MACs target T for --objective macs, e.g. 400M",
-    "objective": "what the target constrains: latency (ms on this device) or macs",
-    "reward": "mnasnet (soft, w=-0.07), mnasnet-hard, tunas-abs, pareto (NSGA-II front)",
-    "reward_weight": "override w (mnasnet) or beta (tunas-abs)",
-    "reject_factor": "with mnasnet-hard: skip training of candidates whose cost exceeds FACTOR * T (0: never)",
-    "strategy": "search strategy: auto (surrogate; nsga2 for --reward pareto), surrogate, evolution, tpe, "
-                "nsga2, random (see experiments/results/bench_strategies.md)",
-    "population": "evolution population size",
-    "tournament": "evolution tournament (sample) size",
-    "trials": "stop after this many trials (including failed and pruned)",
-    "budget": "stop after this much wall time, e.g. 15m, 900s, 1h",
-    "latency": "latency source: measure (on this machine), lut (lookup table) or predictor (--latency-model)",
-    "latency_backend": "measurement backend: torch, torchscript or onnxruntime",
-    "latency_threads": "threads for latency measurement (default: all)",
-    "latency_resolution": "resolution at which latency is measured/predicted",
-    "latency_model": "learned latency model file (for --latency predictor)",
-    "pruner": "stop bad candidates early by their per-epoch accuracy: median, halving or none",
-    "storage": "Optuna storage URL (default: sqlite in the run folder); share it to search from many processes",
-    "resume": "continue the named run, keeping every finished trial",
-    "backend": "local (Optuna in this process) or ray (Ray Tune trials)",
-    "address": "Ray address (auto, ray://HOST:PORT); default starts a local Ray",
-    "workers": "concurrent Ray trials",
-    "max_failures": "stop after this many failed trials in a row",
-    "finalists": "with --latency measure: the best N networks are re-measured side by side after the search "
-                 "and the winner is the best reward on those numbers (1: keep the search's pick)",
-    "seed": "seed of the strategy",
-}
 
 _UNITS_TIME = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
@@ -136,118 +58,131 @@ def parse_count(text: Any, key: str) -> float:
     return float(match.group(1)) * {None: 1, "k": 1e3, "m": 1e6, "g": 1e9}[(match.group(2) or "").lower() or None]
 
 
-SPECIAL_PARSERS = {"target_latency": parse_latency_ms, "budget": parse_duration, "target_macs": parse_count}
-CHOICES = {"latency": LATENCY_SOURCES, "backend": BACKENDS, "pruner": PRUNERS, "objective": OBJECTIVES}
+@dataclass
+class SearchConfig:
+    """Everything a search run needs; each field is one key, declared once (:mod:`searchspace.settings`).
+
+    The declaration gives YAML loading (:func:`load_config`), validation, the command-line flags and
+    ``--help`` (``nas/commands/flags.py``). Keys with ``in_hash=False`` say where and how long a run
+    goes, not what it finds, and are left out of :meth:`hash`.
+    """
+
+    name: str | None = setting(None, "run name: outputs go to RUNS_DIR/NAME (default: search-<time>)",
+                               in_hash=False)
+    runs_dir: str = setting("runs", "folder holding runs", in_hash=False, example="DIR")
+    target_latency: float | None = setting(20.0, "latency target T, e.g. 20ms or 0.02s", low=1e-6,
+                                           parse=parse_latency_ms, example="20ms")
+    target_macs: float | None = setting(None, "MACs target T for --objective macs, e.g. 400M", low=1.0,
+                                        parse=parse_count, example="400M")
+    objective: str = setting("latency", "what the target constrains: latency (ms on this device) or macs",
+                             choices=OBJECTIVES)
+    reward: str = setting("mnasnet", "mnasnet (soft, w=-0.07), mnasnet-hard, tunas-abs, pareto (NSGA-II front)",
+                          choices=REWARDS)
+    reward_weight: float | None = setting(None, "override w (mnasnet) or beta (tunas-abs)", low=-10.0, high=10.0)
+    reject_factor: float = setting(2.0, "with mnasnet-hard: skip training of candidates whose cost exceeds "
+                                        "FACTOR * T (0: never)", low=0.0)
+    strategy: str = setting("auto", "search strategy: auto (surrogate; nsga2 for --reward pareto), surrogate, "
+                                    "evolution, tpe, nsga2, random (see experiments/results/bench_strategies.md)",
+                            choices=STRATEGIES)
+    population: int = setting(10, "evolution population size", low=2, high=100000)
+    tournament: int = setting(3, "evolution tournament (sample) size", low=1, high=100000)
+    trials: int | None = setting(None, "stop after this many trials (including failed and pruned)", low=1,
+                                 in_hash=False)
+    budget: float | None = setting(840.0, "stop after this much wall time, e.g. 15m, 900s, 1h", low=1e-3,
+                                   parse=parse_duration, in_hash=False, example="15m")
+    latency: str = setting("measure", "latency source: measure (on this machine), lut (lookup table) or "
+                                      "predictor (--latency-model)", choices=LATENCY_SOURCES)
+    latency_backend: str = setting("torch", "measurement backend", choices=LATENCY_BACKENDS)
+    latency_threads: int | None = setting(None, "threads for latency measurement (default: all)", low=1,
+                                          high=1024)
+    latency_resolution: int = setting(224, "resolution at which latency is measured/predicted", low=8, high=4096)
+    latency_model: str | None = setting(None, "learned latency model file (for --latency predictor)",
+                                        example="FILE")
+    pruner: str = setting("median", "stop bad candidates early by their per-epoch accuracy", choices=PRUNERS)
+    storage: str | None = setting(None, "Optuna storage URL (default: sqlite in the run folder); share it to "
+                                        "search from many processes", in_hash=False, example="URL")
+    resume: bool = setting(False, "continue the named run, keeping every finished trial", in_hash=False)
+    backend: str = setting("local", "local (Optuna in this process) or ray (Ray Tune trials)", choices=BACKENDS)
+    address: str | None = setting(None, "Ray address (auto, ray://HOST:PORT); default starts a local Ray",
+                                  in_hash=False)
+    workers: int = setting(2, "concurrent Ray trials", low=1, high=4096, in_hash=False)
+    max_failures: int = setting(5, "stop after this many failed trials in a row", low=1)
+    finalists: int = setting(5, "with --latency measure: the best N networks are re-measured side by side after "
+                                "the search and the winner is the best reward on those numbers (1: keep the "
+                                "search's pick)", low=1, high=1000)
+    seed: int = setting(0, "seed of the strategy", low=0)
+    proxy: ProxyConfig = section(ProxyConfig, "proxy training settings")
+    space: dict[str, Any] = section(dict, "the search space (see docs/genotype.md)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """Hash of what decides the search (not the run name, storage, resume flag or budget)."""
+        return hashlib.sha256(json.dumps(hashed_dict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def target(self) -> float:
+        """The target in the objective's unit (ms or MACs)."""
+        return float(self.target_latency if self.objective == "latency" else self.target_macs)
+
+    @property
+    def unit(self) -> str:
+        """``ms`` for a latency target, ``macs`` for a MACs target."""
+        return "ms" if self.objective == "latency" else "macs"
 
 
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Convert a YAML or flag value to the field's type, or raise a one-line NasError."""
-    text = str(annotation)
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and "None" in text):
-        if "None" in text:
-            return None
-        raise NasError(f"{key}: null is not allowed")
-    if key.split(".")[-1] in SPECIAL_PARSERS:
-        return SPECIAL_PARSERS[key.split(".")[-1]](value, key)
+def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """The mapping in a YAML file, or a one-line NasError naming the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise NasError(f"{what}: no such file {str(path)!r}")
     try:
-        if "bool" in text:
-            if isinstance(value, bool):
-                return value
-            if str(value).lower() in ("true", "yes", "1", "on"):
-                return True
-            if str(value).lower() in ("false", "no", "0", "off"):
-                return False
-            raise ValueError
-        if "int" in text and "float" not in text:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if "float" in text:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if "str" in text:
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                raise ValueError
-            return str(value)
-    except (TypeError, ValueError):
-        kind = "true or false" if "bool" in text else "an integer" if "int" in text and "float" not in text \
-            else "a number" if "float" in text else "a string"
-        raise NasError(f"{key}: {value!r} is not {kind}") from None
-    return value
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise NasError(f"{what}: {path} is not valid YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(raw, dict):
+        raise NasError(f"{what}: {path} must hold a mapping of keys")
+    return raw
 
 
-def _apply(target: Any, values: dict[str, Any], prefix: str) -> None:
-    fields = {f.name: f for f in dataclasses.fields(target)}
-    for key, value in values.items():
-        path = f"{prefix}{key}"
-        name = str(key).replace("-", "_")
-        if name not in fields:
-            raise NasError(f"{path}: unknown key; allowed keys are {', '.join(fields)}")
-        if name == "proxy":
-            if not isinstance(value, dict):
-                raise NasError(f"{path}: expected a mapping")
-            _apply(target.proxy, value, "proxy.")
-        elif name == "space":
-            if not isinstance(value, dict):
-                raise NasError(f"{path}: expected a mapping")
-            target.space = value
-        else:
-            coerced = _coerce(value, fields[name].type, path)
-            if name in CHOICES and coerced not in CHOICES[name]:
-                raise NasError(f"{path}: {coerced!r} is not one of {', '.join(CHOICES[name])}")
-            setattr(target, name, coerced)
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                cls: type = SearchConfig) -> Any:
+    """Defaults, then the YAML file (if any), then ``overrides`` (flag values; keys may be ``proxy.x``).
 
-
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SearchConfig:
-    """Defaults, then the YAML file (if any), then ``overrides`` (flag values; keys may be ``proxy.x``)."""
-    config = SearchConfig()
+    Every value is validated by its key's declaration; cross-key rules follow (:func:`check_config`).
+    """
+    config = cls()
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise NasError(f"config: no such file {str(path)!r}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise NasError(f"config: {path} is not valid YAML: {getattr(err, 'problem', err)}") from None
-        if not isinstance(raw, dict):
-            raise NasError(f"config: {path} must hold a mapping of keys")
-        _apply(config, raw, "")
+        apply_settings(config, read_yaml_mapping(path))
     nested: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
-        if key.startswith("proxy."):
-            nested.setdefault("proxy", {})[key[6:]] = value
+        section_name, dot, rest = key.partition(".")
+        if dot:
+            nested.setdefault(section_name, {})[rest] = value
         else:
             nested[key] = value
-    _apply(config, nested, "")
+    apply_settings(config, nested)
     check_config(config)
     return config
 
 
 def check_config(config: SearchConfig) -> None:
-    """Cross-field checks that a single key cannot catch."""
-    from nas.reward import REWARDS
-
-    if config.reward not in REWARDS:
-        raise NasError(f"reward: {config.reward!r} is not one of {', '.join(REWARDS)}")
+    """Rules that tie keys together, and choices that need this machine (devices, backends, files)."""
     if config.objective == "latency" and config.target_latency is None:
-        raise NasError("target_latency: required when objective is latency (e.g. --target-latency 20ms)")
+        raise NasError("target_latency: required when objective is latency (e.g. 20ms)")
     if config.objective == "macs" and config.target_macs is None:
-        raise NasError("target_macs: required when objective is macs (e.g. --target-macs 400M)")
-    if config.trials is not None and config.trials < 1:
-        raise NasError(f"trials: {config.trials} must be >= 1")
-    if config.budget is not None and config.budget <= 0:
-        raise NasError(f"budget: {config.budget} must be > 0")
+        raise NasError("target_macs: required when objective is macs (e.g. 400M)")
     if config.latency == "predictor" and not config.latency_model:
-        raise NasError("latency_model: required with --latency predictor (a file from `nas latency fit`)")
+        raise NasError("latency_model: required with latency: predictor (a file from `nas latency fit`)")
+    if config.latency_model and not Path(config.latency_model).is_file():
+        raise NasError(f"latency_model: no such file {config.latency_model!r}")
     if config.strategy == "auto":  # the best measured on NAS-Bench-201 (bench_strategies.md)
         config.strategy = "nsga2" if config.reward == "pareto" else "surrogate"
-    if config.finalists < 1:
-        raise NasError(f"finalists: {config.finalists} must be >= 1")
-    if config.workers < 1:
-        raise NasError(f"workers: {config.workers} must be >= 1")
-    if config.population < 2 or not 1 <= config.tournament <= config.population:
-        raise NasError(f"tournament: {config.tournament} must be between 1 and population ({config.population})")
-    from predictors.proxy import _check_config as check_proxy
+    if config.tournament > config.population:
+        raise GenotypeError("tournament", f"{config.tournament} must be at most population ({config.population})")
+    from predictors.fingerprint import check_backend
+    from predictors.proxy import check_proxy_config
 
-    check_proxy(config.proxy)
+    check_backend(config.latency_backend)
+    check_proxy_config(config.proxy)

@@ -1,21 +1,23 @@
-"""Choosing the winner: the best few candidates re-measured side by side, then ranked again.
+"""Finalists: the best few candidates re-measured side by side, then ranked again.
 
 On a shared machine one latency measurement moves 20-40%, so the trial with the best reward is
-often the one whose single measurement was luckiest. With ``latency: measure`` the top
-``finalists`` distinct networks by search reward are measured again, together, in interleaved
-rounds of about a second each (the same load hits all alike; ~6 s per network), and the winner is
-the best reward on those fresh numbers.
+often the one whose single measurement was luckiest. With a measured latency the top ``k`` distinct
+networks by search reward are measured again, together, in interleaved rounds of about a second
+each (the same load hits all alike; ~6 s per network), and ranked by the reward on those numbers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import optuna
 
-from nas.config import SearchConfig
-from nas.evaluate import reward_of
-from searchspace import parse_genotype, with_scaling
+from nas.reward import Reward
+from searchspace import Genotype, parse_genotype
+
+SideBySide = Callable[[Sequence[Genotype]], list]
+"""Measures genotypes together, carefully; one result (``median_ms``, ``fingerprint``) per genotype."""
 
 
 @dataclass
@@ -45,20 +47,13 @@ def top_distinct(trials: list[optuna.trial.FrozenTrial], k: int) -> list[optuna.
     return picked
 
 
-def remeasure(config: SearchConfig, trials: list[optuna.trial.FrozenTrial]) -> list[Finalist]:
-    """Measure the trials' networks side by side (uncached); best re-ranked reward first."""
-    from predictors.latency import CAREFUL, measure_many  # torch: only when a search ends
-
-    reward = reward_of(config)
-    genotypes = [with_scaling(parse_genotype(t.user_attrs["genotype"]), resolution=config.latency_resolution)
-                 for t in trials]
-    measure = replace(CAREFUL, backend=config.latency_backend, threads=config.latency_threads, batch=1,
-                      resolution=config.latency_resolution)
-    results = measure_many(genotypes, measure, cache=None, group=max(1, len(genotypes)))
+def remeasure(trials: list[optuna.trial.FrozenTrial], measure: SideBySide, reward: Reward) -> list[Finalist]:
+    """Measure the trials' networks side by side with ``measure``; best re-ranked reward first."""
+    results = measure([parse_genotype(t.user_attrs["genotype"]) for t in trials])
     finalists = []
     for t, m in zip(trials, results, strict=True):
         accuracy = float(t.user_attrs["accuracy"])
-        finalists.append(Finalist(t.number, accuracy, float(t.user_attrs["cost"]), m.median_ms,
+        finalists.append(Finalist(t.number, accuracy, float(t.user_attrs["cost"]), float(m.median_ms),
                                   reward(accuracy, m.median_ms), dict(m.fingerprint)))
     return sorted(finalists, key=lambda f: f.reward, reverse=True)
 

@@ -1,14 +1,15 @@
 """Running the search's trials on a Ray cluster through Ray Tune.
 
 Ray Tune's ``OptunaSearch`` asks the same strategy sampler and the same define-by-run space as the
-local backend; an ASHA scheduler stops weak candidates by their per-epoch proxy reward. Finished
-Tune trials are copied into the run's Optuna study, so the outputs (best.yaml, trials.csv, ...) are
-the same as for a local search.
+local backend; an ASHA scheduler stops weak candidates by their per-epoch proxy reward. Each Tune
+trial scores its candidate with :func:`nas.scoring.score_candidate` (or reuses the study's earlier
+score of the same network, as the local loop does), and finished trials are written into the run's
+Optuna study with the same attributes, so the outputs (best.yaml, trials.csv, ...) are the same as
+for a local search.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -16,10 +17,12 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from nas.evaluate import CostSource, Rejected, evaluate, reward_of
-from nas.search import REASON, Run
+from nas.scoring import TrialRecord, record_attrs, reuse_earlier, score_candidate
+from nas.search import Run, earlier_trial
 from nas.strategies import make_sampler
 from searchspace.errors import NasError
+
+RECORD = "record"  # the metric that carries a finished trial's record (its user attributes)
 
 
 class RecordingTrial:
@@ -45,31 +48,34 @@ class DefineBySpace:
 
 
 def _trainable(params: dict[str, Any], run: Run) -> None:
-    """One Tune trial: rebuild the genotype from its params, score it, report per epoch."""
+    """One Tune trial: rebuild the genotype from its params, score it (or reuse the study's earlier
+    score of the same network), report per epoch, and end with the full record."""
     from ray import tune
 
     genotype = run.space.sample(RecordingTrial(params))
     cfg = run.config
     if cfg.proxy.threads is None:
         cfg.proxy.threads = 1
-    reward = reward_of(cfg)
-    state: dict[str, float] = {}
+    study = optuna.load_study(study_name=run.study_name, storage=run.storage)
+    earlier = earlier_trial(study, genotype.hash(), len(study.get_trials(deepcopy=False)))
+    if earlier is not None:
+        record = reuse_earlier(TrialRecord(genotype), earlier)
+    else:
+        cost: dict[str, float] = {}
+        record = score_candidate(genotype, run.scorer, _epoch_reporter(run, cost), on_cost=lambda c: cost.update(cost=c))
+    final = {"epoch": (record.epochs or 0) + 1, "reward": record.reward if record.reward is not None else -1.0,
+             RECORD: {"state": record.state, **record_attrs(record, backend="ray")}}
+    tune.report(final)
 
-    def on_cost(cost: float) -> None:
-        state["cost"] = cost
+
+def _epoch_reporter(run: Run, cost: dict[str, float]):
+    """Per-epoch reports to Tune (ASHA reads ``reward``); ``cost["cost"]`` is set before the first epoch."""
+    from ray import tune
 
     def report(epoch: int, accuracy: float) -> None:
-        tune.report({"epoch": epoch, "accuracy": accuracy, "cost": state["cost"],
-                     "reward": reward(accuracy, state["cost"]), "done_training": False})
+        tune.report({"epoch": epoch, "accuracy": accuracy, "reward": run.scorer.reward(accuracy, cost["cost"])})
 
-    try:
-        result = evaluate(genotype, cfg, CostSource(cfg), report, on_cost)
-    except Rejected as err:
-        tune.report({"epoch": 0, "reward": -1.0, "cost": state.get("cost", math.nan), "rejected": str(err)})
-        return
-    tune.report({"epoch": result.epochs + 1, "accuracy": result.accuracy, "cost": result.cost,
-                 "reward": result.reward, "done_training": True, "train_seconds": result.train_seconds,
-                 "params": result.params})
+    return report
 
 
 def run_ray(run: Run, study: optuna.Study, progress) -> str | None:
@@ -83,7 +89,7 @@ def run_ray(run: Run, study: optuna.Study, progress) -> str | None:
     except ImportError as err:
         raise NasError(f"backend: ray is not installed ({err}); pip install 'ray[tune]'") from None
     cfg = run.config
-    if reward_of(cfg).multi_objective:
+    if run.scorer.reward.multi_objective:
         raise NasError("backend: ray runs single-objective rewards; use --backend local for --reward pareto")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     init_args = {"address": cfg.address} if cfg.address else {"num_cpus": cfg.workers, "include_dashboard": False}
@@ -163,26 +169,18 @@ def record_trial(study: optuna.Study, run: Run, params: dict[str, Any], metrics:
         return False
     recorder = RecordingTrial(params)
     genotype = run.space.sample(recorder)
-    attrs: dict[str, Any] = {"genotype": genotype.to_dict(with_provenance=False), "hash": genotype.hash(),
-                             "cost": metrics.get("cost"), "backend": "ray"}
-    value = None
+    attrs = dict(metrics.get(RECORD) or {})
+    state = attrs.pop("state", None)
     if error is not None:
-        state = TrialState.FAIL
         reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        attrs[REASON] = reason[:500]
-    elif metrics.get("rejected"):
-        state = TrialState.PRUNED
-        attrs[REASON] = f"rejected before training: {metrics['rejected']}"
-    elif metrics.get("done_training"):
-        state = TrialState.COMPLETE
-        value = metrics["reward"]
-        attrs.update({k: metrics.get(k) for k in ("accuracy", "reward", "train_seconds", "params")})
-        attrs["epochs"] = metrics["epoch"] - 1
-    else:
-        state = TrialState.PRUNED
-        attrs[REASON] = f"stopped by ASHA after epoch {metrics.get('epoch')}"
-        attrs["accuracy"] = metrics.get("accuracy")
-    trial = optuna.trial.create_trial(state=state, value=value, params=params,
+        attrs = record_attrs(TrialRecord(genotype, "FAIL", reason=reason[:500]), backend="ray")
+        state = "FAIL"
+    elif state is None:  # stopped by the scheduler before the trial sent its record
+        record = TrialRecord(genotype, "PRUNED", accuracy=metrics.get("accuracy"),
+                             reason=f"stopped by ASHA after epoch {metrics.get('epoch')}")
+        attrs, state = record_attrs(record, backend="ray"), "PRUNED"
+    values = [attrs["reward"]] if state == "COMPLETE" else None
+    trial = optuna.trial.create_trial(state=TrialState[state], values=values, params=params,
                                       distributions=recorder.distributions, user_attrs=attrs)
     study.add_trial(trial)
     progress.finished(study, study.get_trials(deepcopy=False)[-1])

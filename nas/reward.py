@@ -27,6 +27,7 @@ class Reward:
     target: float = 20.0
     alpha: float = -0.07
     beta: float = -0.07
+    reject_factor: float = 0.0  # mnasnet-hard: candidates over FACTOR * T are not trained (0: never)
 
     def __post_init__(self) -> None:
         if self.name not in REWARDS:
@@ -50,18 +51,24 @@ class Reward:
             return accuracy + self.beta * abs(ratio - 1.0)
         return accuracy
 
-    def hard_limit(self, factor: float) -> float | None:
-        """Cost above which a candidate is rejected before training (None: never)."""
-        return None if factor <= 0 or math.isinf(factor) else self.target * factor
+    def rejects(self, cost: float) -> bool:
+        """True when a hard reward would not train a candidate of this cost (over ``reject_factor`` x T)."""
+        limit = self.reject_factor
+        return self.name == "mnasnet-hard" and limit > 0 and not math.isinf(limit) and cost > self.target * limit
 
 
-def make_reward(name: str, target: float, weight: float | None = None) -> Reward:
+def make_reward(name: str, target: float, weight: float | None = None, reject_factor: float = 0.0) -> Reward:
     """A reward with the published constants; ``weight`` overrides w (mnasnet) or beta (tunas-abs)."""
     if name == "mnasnet":
         w = -0.07 if weight is None else weight
         return Reward(name, target, w, w)
     if name == "mnasnet-hard":
-        return Reward(name, target, 0.0, -1.0)
+        return Reward(name, target, 0.0, -1.0, reject_factor)
     if name == "tunas-abs":
         return Reward(name, target, 0.0, -0.10 if weight is None else weight)
     return Reward(name, target)
+
+
+def reward_for(config) -> Reward:
+    """The reward a search config (:class:`nas.config.SearchConfig`) asks for."""
+    return make_reward(config.reward, config.target, config.reward_weight, config.reject_factor)

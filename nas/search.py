@@ -1,11 +1,15 @@
-"""The search loop on Optuna: sample, score, record; resumable; failures recorded, not fatal."""
+"""The search loop on Optuna: sample, score, record; resumable; failures recorded, not fatal.
+
+:func:`prepare_run` builds a run's collaborators once (cost model, reward, trainer; each may be
+handed in instead); the local loop and the Ray backend score and record candidates the same way
+(:mod:`nas.scoring`).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-import traceback
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,16 +18,24 @@ import optuna
 from optuna.trial import TrialState
 
 from nas.config import SearchConfig
-from nas.evaluate import CostSource, Rejected, evaluate, reward_of
+from nas.cost_models import CostModel, cost_model_for
 from nas.progress import Progress
+from nas.reward import reward_for
+from nas.scoring import (
+    REASON,
+    ProxyTrainer,
+    Pruned,
+    Scorer,
+    Trainer,
+    TrialRecord,
+    record_attrs,
+    record_values,
+    reuse_earlier,
+    score_candidate,
+)
 from nas.strategies import make_sampler
-from searchspace import parse_genotype
 from searchspace.errors import NasError
 from searchspace.space import Space, space_from_dict
-
-REASON = "reason"
-DUPLICATE = "duplicate_of"
-RESULT_ATTRS = ("accuracy", "cost", "reward", "epochs", "params")  # what a duplicate copies from its original
 
 
 @dataclass
@@ -34,14 +46,17 @@ class Run:
     folder: Path
     storage: str
     space: Space
+    scorer: Scorer
 
     @property
     def study_name(self) -> str:
         return self.folder.name
 
 
-def prepare_run(config: SearchConfig) -> Run:
-    """Create (or, with resume, reopen) the run folder; refuse to overwrite a finished run."""
+def prepare_run(config: SearchConfig, cost_model: CostModel | None = None, trainer: Trainer | None = None) -> Run:
+    """Create (or, with resume, reopen) the run folder and build the collaborators; refuse to overwrite
+    a finished run. ``cost_model`` / ``trainer`` replace the configured ones (tests hand in fakes)."""
+    scorer = Scorer(cost_model or cost_model_for(config), reward_for(config), trainer or ProxyTrainer(config.proxy))
     name = config.name or datetime.now().strftime("search-%Y%m%d-%H%M%S")
     config.name = name
     folder = Path(config.runs_dir) / name
@@ -55,7 +70,7 @@ def prepare_run(config: SearchConfig) -> Run:
     storage = config.storage or f"sqlite:///{db}"
     space = space_from_dict(config.space)
     space.config.head["num_classes"] = dataset_classes(config)
-    return Run(config, folder, storage, space)
+    return Run(config, folder, storage, space, scorer)
 
 
 def dataset_classes(config: SearchConfig) -> int:
@@ -68,7 +83,7 @@ def dataset_classes(config: SearchConfig) -> int:
 def create_study(run: Run) -> optuna.Study:
     """The run's study (created, or loaded for resume / a shared storage)."""
     cfg = run.config
-    reward = reward_of(cfg)
+    reward = run.scorer.reward
     sampler = make_sampler(cfg.strategy, cfg.seed, population=cfg.population, tournament=cfg.tournament,
                            multi_objective=reward.multi_objective)
     pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
@@ -99,58 +114,45 @@ def fail_interrupted(study: optuna.Study) -> int:
     return n
 
 
+class TrialFailed(Exception):
+    """A candidate whose scoring failed (its reason is recorded); Optuna marks the trial FAIL."""
+
+
 class Objective:
-    """The Optuna objective: sample a genotype, score it, record everything as user attributes."""
+    """The Optuna objective: sample a genotype, score it (or reuse an earlier score), record it."""
 
     def __init__(self, run: Run, progress: Progress | None = None) -> None:
         self.run = run
-        self.cost_source = CostSource(run.config)
-        self.multi = reward_of(run.config).multi_objective
+        self.multi = run.scorer.reward.multi_objective
         self.progress = progress
 
     def __call__(self, trial: optuna.Trial):
         genotype = self.run.space.sample(trial)
-        trial.set_user_attr("genotype", genotype.to_dict(with_provenance=False))
-        trial.set_user_attr("hash", genotype.hash())
+        trial.set_user_attr("hash", genotype.hash())  # known while it runs (a killed run shows what it held)
         if self.progress:
             self.progress.candidate(trial.number, genotype)
         earlier = earlier_trial(trial.study, genotype.hash(), trial.number)
         if earlier is not None:  # the same network again (another params path to it): never retrained
-            trial.set_user_attr(DUPLICATE, earlier.number)
-            if earlier.state == TrialState.PRUNED:
-                trial.set_user_attr(REASON, f"same network as trial {earlier.number}, which was pruned")
-                raise optuna.TrialPruned()
-            for key in RESULT_ATTRS:
-                if key in earlier.user_attrs:
-                    trial.set_user_attr(key, earlier.user_attrs[key])
-            trial.set_user_attr("train_seconds", 0.0)
-            trial.set_user_attr("cost_seconds", 0.0)
-            return tuple(earlier.values) if self.multi else earlier.value
+            record = reuse_earlier(TrialRecord(genotype), earlier)
+        else:
+            record = score_candidate(genotype, self.run.scorer, self._reporter(trial))
+        for key, value in record_attrs(record).items():
+            trial.set_user_attr(key, value)
+        if record.state == "PRUNED":
+            raise optuna.TrialPruned(record.reason)
+        if record.state == "FAIL":
+            raise TrialFailed(record.reason)
+        values = record_values(record, self.multi)
+        return tuple(values) if self.multi else values[0]
 
+    def _reporter(self, trial: optuna.Trial):
         def report(epoch: int, accuracy: float) -> None:
-            trial.set_user_attr(f"acc_epoch_{epoch}", accuracy)
-            if not self.multi:
+            if not self.multi:  # Optuna prunes single-objective studies only
                 trial.report(accuracy, epoch)
                 if trial.should_prune():
-                    trial.set_user_attr(REASON, f"pruned after epoch {epoch} (accuracy {accuracy:.4f})")
-                    raise optuna.TrialPruned()
+                    raise Pruned(f"pruned after epoch {epoch} (accuracy {accuracy:.4f})")
 
-        def on_cost(cost: float) -> None:
-            trial.set_user_attr("cost", cost)
-
-        try:
-            result = evaluate(genotype, self.run.config, self.cost_source, report, on_cost)
-        except Rejected as err:
-            trial.set_user_attr(REASON, f"rejected before training: {err}")
-            raise optuna.TrialPruned() from None
-        except optuna.TrialPruned:
-            raise
-        except Exception as err:  # recorded as a failed trial; the search goes on
-            trial.set_user_attr(REASON, failure_reason(err))
-            raise
-        for key, value in vars(result).items():
-            trial.set_user_attr(key, value)
-        return (result.accuracy, result.cost) if self.multi else result.reward
+        return report
 
 
 def earlier_trial(study: optuna.Study, genotype_hash: str, number: int) -> optuna.trial.FrozenTrial | None:
@@ -162,13 +164,6 @@ def earlier_trial(study: optuna.Study, genotype_hash: str, number: int) -> optun
         if t.number < number and t.user_attrs.get("hash") == genotype_hash:
             return t
     return None
-
-
-def failure_reason(err: BaseException) -> str:
-    """``Type: message (at file:line)`` of the innermost frame, for trials.csv and report.md."""
-    frames = traceback.extract_tb(err.__traceback__)
-    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    return f"{type(err).__name__}: {err}"[:400] + where
 
 
 class StopOnFailures:
@@ -206,23 +201,3 @@ def run_local(run: Run, study: optuna.Study, progress: Progress) -> str | None:
         fail_interrupted(study)
         return f"interrupted after {time.monotonic() - start:.0f}s; finished trials are kept (resume with --resume)"
     return stopper.message
-
-
-def scored_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Completed trials that trained their own network (repeats of an earlier one left out)."""
-    return [t for t in study.get_trials(deepcopy=False)
-            if t.state == TrialState.COMPLETE and DUPLICATE not in t.user_attrs]
-
-
-def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Best trial (single objective) or the Pareto front (multi-objective), completed trials only."""
-    done = scored_trials(study)
-    if not done:
-        return []
-    if len(study.directions) > 1:
-        return sorted((t for t in study.best_trials if DUPLICATE not in t.user_attrs), key=lambda t: t.values[1])
-    return [max(done, key=lambda t: t.value)]
-
-
-def genotype_of(trial: optuna.trial.FrozenTrial):
-    return parse_genotype(trial.user_attrs["genotype"])

@@ -12,15 +12,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from predictors.datasets import DatasetSpec, LoadedDataset, load_dataset
-from searchspace import Genotype, NasError, build, load_genotype, with_scaling
+from predictors.datasets import LoadedDataset, load_dataset
+from predictors.latency import torch_threads
+from predictors.proxy_config import ProxyConfig
+from searchspace import Genotype, GenotypeError, NasError, build, load_genotype, with_scaling
+from searchspace.settings import validate_settings
 
 Report = Callable[[int, float], None]
 
@@ -35,36 +38,6 @@ class NonFiniteLoss(ProxyError):
 
 class ProxyOutOfMemory(ProxyError):
     """The device ran out of memory while training or evaluating the candidate."""
-
-
-@dataclass
-class ProxyConfig:
-    """Settings of one proxy training run (the same for every candidate of a search)."""
-
-    dataset: str = "fashion-mnist"
-    data_dir: str | None = None
-    resolution: int = 32              # input size the candidate is built and trained at
-    width: float = 0.5                # multiplies the genotype's own width
-    epochs: int = 3
-    subset: int | None = 5000         # training images (seeded, stratified); None = all
-    val_subset: int | None = 1000     # validation images; None = all
-    val_fraction: float = 0.1         # hold-out of the training split; 0 = validate on the test split
-    batch_size: int = 128
-    optimizer: str = "sgd"            # sgd (Nesterov momentum 0.9) or adamw
-    lr: float = 0.1                   # peak learning rate (after warm-up, before cosine decay)
-    weight_decay: float = 5e-5        # not applied to norm weights and biases
-    label_smoothing: float = 0.0
-    seed: int = 0
-    threads: int | None = None        # torch CPU threads during the run; None = leave as is
-    device: str = "cpu"               # cpu, cuda or cuda:N
-    channels_last: bool = True        # NHWC memory format (faster depthwise convs on CPU and GPU)
-    bn_images: int = 1024             # training images that re-estimate BatchNorm statistics before
-                                      # each evaluation (0 = keep the running averages)
-    download: bool = False            # fetch the data set when missing (fashion-mnist, cifar)
-
-    def dataset_spec(self) -> DatasetSpec:
-        return DatasetSpec(self.dataset, self.data_dir, self.seed, self.subset, self.val_subset,
-                           self.val_fraction, self.resolution, self.download)
 
 
 @dataclass
@@ -106,10 +79,9 @@ def train_proxy(genotype: Genotype | str | dict, config: ProxyConfig | None = No
     deployable on RGB input, and the repeated channel costs only the stem's first convolution.
     """
     config = config or ProxyConfig()
-    _check_config(config)
-    device = _device(config.device)
+    device = check_proxy_config(config)
     genotype = proxy_genotype(load_genotype(genotype), config)
-    with _threads(config.threads):
+    with torch_threads(config.threads) if config.threads else nullcontext():
         if data is None:
             data = load_dataset(config.dataset_spec())
         if len(data.train.tensors[1]) < 2 or len(data.val.tensors[1]) < 1:
@@ -215,22 +187,13 @@ def warmup_cosine(total_steps: int, warmup: float = 0.25) -> Callable[[int], flo
     return factor
 
 
-def _check_config(config: ProxyConfig) -> None:
-    checks = (
-        ("epochs", config.epochs >= 1, "at least 1"),
-        ("batch_size", config.batch_size >= 2, "at least 2"),
-        ("resolution", config.resolution >= 8, "at least 8"),
-        ("width", config.width > 0, "positive"),
-        ("lr", config.lr > 0, "positive"),
-        ("weight_decay", config.weight_decay >= 0, "non-negative"),
-        ("label_smoothing", 0 <= config.label_smoothing < 1, "in [0, 1)"),
-        ("optimizer", config.optimizer in ("sgd", "adamw"), "one of sgd, adamw"),
-        ("bn_images", config.bn_images >= 0, "non-negative"),
-        ("threads", config.threads is None or config.threads >= 1, "at least 1"),
-    )
-    for name, ok, expected in checks:
-        if not ok:
-            raise ProxyError(f"proxy.{name}: {getattr(config, name)!r} must be {expected}")
+def check_proxy_config(config: ProxyConfig) -> torch.device:
+    """Validate every declared setting and the device (CUDA present?); the device to train on."""
+    try:
+        validate_settings(config, "proxy.")
+    except GenotypeError as err:
+        raise ProxyError(str(err)) from None
+    return _device(config.device)
 
 
 def _device(name: str) -> torch.device:
@@ -247,17 +210,6 @@ def _device(name: str) -> torch.device:
     elif device.type != "cpu":
         raise ProxyError(f"proxy.device: {name!r} is not supported (use cpu, cuda or cuda:N)")
     return device
-
-
-@contextmanager
-def _threads(threads: int | None) -> Iterator[None]:
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextmanager

@@ -40,3 +40,55 @@ def tiny_yaml(tmp_path, name: str = "t", **extra) -> str:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return str(path)
+
+
+class FakeResult:
+    """What a trainer returns (the fields the search reads)."""
+
+    def __init__(self, accuracy: float, epochs: int, params: int = 1000) -> None:
+        self.accuracy, self.epochs_run, self.train_seconds, self.params = accuracy, epochs, 0.01, params
+
+
+class FakeTrainer:
+    """A trainer with accuracies known in advance: ``accuracy(genotype)``; remembers what it trained."""
+
+    def __init__(self, accuracy=None, epochs: int = 2, error: Exception | None = None) -> None:
+        self.accuracy = accuracy or (lambda g: 0.5 + (int(g.hash(), 16) % 400) / 1000)
+        self.epochs, self.error = epochs, error
+        self.trained: list[str] = []
+
+    def __call__(self, genotype, report=None):
+        self.trained.append(genotype.hash())
+        if self.error is not None:
+            raise self.error
+        accuracy = self.accuracy(genotype)
+        for epoch in range(1, self.epochs + 1):
+            if report is not None:
+                report(epoch, accuracy * epoch / self.epochs)
+        return FakeResult(accuracy, self.epochs)
+
+
+class FakeCost:
+    """A cost known in advance: the sum of ``out * repeat`` over the blocks (by hand from trials.csv)."""
+
+    unit = "macs"
+
+    def cost(self, genotype) -> float:
+        return float(sum(b.out * b.repeat for stage in genotype.stages for b in stage))
+
+
+class FakeMeasuredCost(FakeCost):
+    """A latency model whose careful side-by-side measurement returns ``careful(genotype)`` ms."""
+
+    unit = "ms"
+
+    def __init__(self, careful=None) -> None:
+        self.careful = careful or self.cost
+        self.measured: list[list[str]] = []
+
+    def measure(self, genotypes, careful: bool = False):
+        from types import SimpleNamespace
+
+        self.measured.append([g.hash() for g in genotypes])
+        return [SimpleNamespace(median_ms=self.careful(g), fingerprint={"id": "fake"})
+                for g in genotypes]

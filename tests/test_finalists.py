@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
+from types import SimpleNamespace
 
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution
 
 import nas
-import predictors.latency
 from nas.config import load_config
-from nas.evaluate import reward_of
 from nas.finalists import remeasure, top_distinct
+from nas.reward import make_reward
 from nas.runner import search
-from predictors.latency import Measurement
-from tests.search_helpers import tiny_overrides
+from tests.search_helpers import FakeCost, FakeMeasuredCost, FakeTrainer, tiny_overrides
 
 TINY_GENOTYPE = {
     "format": "nas-genotype/1", "input": {"channels": 3, "resolution": 32},
@@ -35,14 +33,11 @@ def _trial(number: int, accuracy: float, cost: float, value: float, genotype_has
     return trial
 
 
-def _fake_measure(latencies: list[float]):
-    def measure_many(genotypes, config=None, cache=None, group=6, progress=None):
-        assert cache is None and len(genotypes) == len(latencies)  # fresh, all together
-        return [Measurement(genotype_hash=g.hash(), median_ms=ms, iqr_ms=0.0, q25_ms=ms, q75_ms=ms, min_ms=ms,
-                            reps=10, noisy=False, backend="torch", device="cpu", threads=1, batch=1,
-                            resolution=32, memory_format="contiguous", fingerprint={"id": "x"})
-                for g, ms in zip(genotypes, latencies, strict=True)]
-    return measure_many
+def _side_by_side(latencies: list[float], calls: list):
+    def measure(genotypes):
+        calls.append(len(genotypes))  # all finalists in one call: measured together
+        return [SimpleNamespace(median_ms=ms, fingerprint={"id": "x"}) for ms in latencies]
+    return measure
 
 
 def test_top_distinct_keeps_one_trial_per_network():
@@ -52,37 +47,43 @@ def test_top_distinct_keeps_one_trial_per_network():
     assert [t.number for t in top_distinct(trials, 10)] == [1, 2, 3]
 
 
-def test_remeasured_latency_reorders_the_finalists(monkeypatch):
+def test_remeasured_latency_reorders_the_finalists():
     """Trial 0 led on a lucky 5 ms; side by side it takes 20 ms and trial 1 (10 ms) wins."""
-    config = load_config(overrides={"target_latency": "10ms", "latency_resolution": 32})
-    reward = reward_of(config)
+    reward = make_reward("mnasnet", 10.0)
     trials = [_trial(0, 0.80, 5.0, reward(0.80, 5.0), "a", 3), _trial(1, 0.79, 10.0, reward(0.79, 10.0), "b", 5)]
-    monkeypatch.setattr(predictors.latency, "measure_many", _fake_measure([20.0, 10.0]))
-    finalists = remeasure(config, top_distinct(trials, 5))
+    calls: list = []
+    finalists = remeasure(top_distinct(trials, 5), _side_by_side([20.0, 10.0], calls), reward)
+    assert calls == [2]
     assert [f.trial for f in finalists] == [1, 0]
     assert finalists[0].measured_ms == 10.0 and finalists[0].search_ms == 10.0
     assert finalists[0].reward == pytest.approx(0.79)  # at the target: ACC * 1
     assert finalists[1].reward == pytest.approx(0.80 * 2 ** -0.07)
 
 
-def test_search_picks_its_winner_from_remeasured_finalists(tmp_path, monkeypatch):
-    quick = dataclasses.replace(predictors.latency.CAREFUL, rounds=2, round_seconds=0.05, min_reps=5)
-    monkeypatch.setattr(predictors.latency, "CAREFUL", quick)  # the real one takes ~6 s per network
-    overrides = tiny_overrides(tmp_path, "fin", trials=4, objective="latency", target_latency="1ms",
-                               latency="measure", latency_threads=1, finalists=3)
-    search(load_config(overrides=overrides), quiet=True)
+def test_search_picks_its_winner_from_remeasured_finalists(tmp_path):
+    """Side by side the finalists measure differently (slowest in search = fastest now): the winner is
+    the best reward on the fresh numbers, computed here by hand."""
+    overrides = tiny_overrides(tmp_path, "fin", trials=6, objective="latency", target_latency="30ms",
+                               finalists=3)
+    cost = FakeMeasuredCost(careful=lambda g: 100.0 - FakeCost().cost(g))
+    search(load_config(overrides=overrides), quiet=True, cost_model=cost, trainer=FakeTrainer())
     folder = tmp_path / "runs" / "fin"
-    best = nas.load_genotype(folder / "best.yaml")
-    report = (folder / "report.md").read_text()
-    assert "## Finalists" in report
     with (folder / "trials.csv").open() as f:
-        complete = {r["hash"] for r in csv.DictReader(f) if r["state"] == "COMPLETE"}
+        rows = [r for r in csv.DictReader(f) if r["state"] == "COMPLETE" and not r["duplicate_of"]]
+    ranked = sorted(rows, key=lambda r: float(r["reward"]), reverse=True)
+    assert len(ranked) >= 2
+    assert cost.measured == [[r["hash"] for r in ranked[:3]]]  # the top 3 distinct, in one side-by-side call
+    report = (folder / "report.md").read_text()
     table = report.split("## Finalists")[1].split("\n\n")[1].splitlines()[2:]
-    assert len(table) == best.provenance["finalists"] == min(3, len(complete))
+    best = nas.load_genotype(folder / "best.yaml")
+    assert len(table) == best.provenance["finalists"] == min(3, len(ranked))
     assert table[0].startswith(f"| {best.provenance['trial']} |")  # the winner heads the re-ranked table
-    assert best.provenance["latency_ms"] > 0
+    fresh = {r["number"]: 100.0 - float(r["cost"]) for r in ranked[:3]}
+    by_hand = max(ranked[:3], key=lambda r: float(r["accuracy"]) * (fresh[r["number"]] / 30) ** -0.07)
+    assert best.provenance["trial"] == int(by_hand["number"])
+    assert best.provenance["latency_ms"] == fresh[by_hand["number"]]
 
 
 def test_finalists_must_be_positive(tmp_path):
-    with pytest.raises(nas.NasError, match="finalists: 0 must be >= 1"):
+    with pytest.raises(nas.NasError, match="finalists: 0 is out of range; expected an integer from 1 to 1000"):
         load_config(overrides={"finalists": 0})

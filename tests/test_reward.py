@@ -24,7 +24,10 @@ def test_mnasnet_hard():
     assert r(0.8, 10.0) == pytest.approx(0.8)
     assert r(0.8, 20.0) == pytest.approx(0.8)
     assert r(0.8, 40.0) == pytest.approx(0.4)
-    assert r.hard_limit(2.0) == 40.0
+    assert not r.rejects(1000.0)  # no reject factor: every candidate is trained
+    limited = make_reward("mnasnet-hard", target=20.0, reject_factor=2.0)
+    assert not limited.rejects(40.0) and limited.rejects(40.01)
+    assert not make_reward("mnasnet", target=20.0, reject_factor=2.0).rejects(1000.0)  # soft: never
 
 
 def test_tunas_abs():

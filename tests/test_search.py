@@ -17,7 +17,8 @@ import nas
 from nas.cli import main
 from nas.config import load_config
 from nas.runner import search
-from tests.search_helpers import TINY_SPACE, tiny_overrides, tiny_yaml
+from predictors.proxy import NonFiniteLoss
+from tests.search_helpers import TINY_SPACE, FakeCost, FakeTrainer, tiny_overrides, tiny_yaml
 
 
 def _rows(folder: Path) -> list[dict]:
@@ -25,37 +26,48 @@ def _rows(folder: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def _genotypes(folder: Path) -> dict:
+    """Trial number -> genotype, read back from the run's study."""
+    import optuna
+
+    study = optuna.load_study(study_name=folder.name, storage=f"sqlite:///{folder / 'study.db'}")
+    return {t.number: nas.load_genotype(t.user_attrs["genotype"]) for t in study.trials}
+
+
+def _search(tmp_path, name: str, trainer=None, cost_model=None, **extra):
+    config = load_config(overrides=tiny_overrides(tmp_path, name, **extra))
+    trainer = trainer or FakeTrainer()
+    summary = search(config, quiet=True, cost_model=cost_model or FakeCost(), trainer=trainer)
+    return summary, _rows(tmp_path / "runs" / name), trainer
+
+
 def test_local_search_writes_every_output(tmp_path):
-    config = load_config(overrides=tiny_overrides(tmp_path, "e2e", trials=4, strategy="evolution"))
-    summary = search(config, quiet=True)
+    summary, rows, trainer = _search(tmp_path, "e2e", trials=6, strategy="evolution", target_macs="40")
     folder = tmp_path / "runs" / "e2e"
     for name in ("best.yaml", "trials.csv", "pareto.csv", "pareto.png", "report.md", "study.db"):
         assert (folder / name).is_file(), name
-    rows = _rows(folder)
-    assert len(rows) == 4 and summary.trials == 4
-    assert all(r["state"] in ("COMPLETE", "PRUNED", "FAIL") for r in rows)
+    assert len(rows) == 6 and summary.trials == 6 and {r["state"] for r in rows} == {"COMPLETE"}
+    genotypes = _genotypes(folder)
+    for r in rows:  # the reward of every trial, by hand: ACC * (COST / T) ** -0.07
+        genotype = genotypes[int(r["number"])]
+        cost = FakeCost().cost(genotype)
+        assert float(r["cost"]) == cost and float(r["accuracy"]) == trainer.accuracy(genotype)
+        assert float(r["reward"]) == pytest.approx(float(r["accuracy"]) * (cost / 40) ** -0.07)
+    trained = [r for r in rows if not r["duplicate_of"]]
+    top = max(trained, key=lambda r: float(r["reward"]))
     best = nas.load_genotype(folder / "best.yaml")
-    assert best.provenance["source"] == "nas search" and "macs" in best.provenance
+    assert best.provenance["trial"] == int(top["number"]) and best.hash() == top["hash"]
+    assert best.provenance["macs"] == float(top["cost"]) and best.provenance["source"] == "nas search"
     assert best.head["num_classes"] == 10  # the proxy data set's classes
-    model = nas.build_model(best)
-    assert sum(p.numel() for p in model.parameters()) > 0
-    report = (folder / "report.md").read_text()
-    assert "Winner" in report and "Pareto front" in report
+    assert f"- winner: trial {top['number']}" in (folder / "report.md").read_text()
 
 
-def test_a_network_seen_before_is_not_trained_again(tmp_path, monkeypatch):
-    """Two genotypes in the whole space and 8 trials: only 2 proxy trainings, the rest reuse them."""
-    import predictors.proxy
-
-    trained = []
-    real = predictors.proxy.train_proxy
-    monkeypatch.setattr(predictors.proxy, "train_proxy", lambda g, *a, **k: trained.append(g.hash()) or real(g, *a, **k))
+def test_a_network_seen_before_is_not_trained_again(tmp_path):
+    """Two genotypes in the whole space and 8 trials: only 2 trainings, the rest reuse them."""
     space = {**TINY_SPACE, "stages": [{"stride": 1, "out": [8], "repeat": [1], "types": ["basic"]}],
              "params": {"basic": {"kernel": [3, 5], "se": [0.0], "avg_down": [False], "act": ["relu"]}}}
-    config = load_config(overrides=tiny_overrides(tmp_path, "dup", trials=8, space=space))
-    search(config, quiet=True)
-    rows = _rows(tmp_path / "runs" / "dup")
-    assert len(rows) == 8 and len(trained) == len(set(trained)) == 2
+    _, rows, trainer = _search(tmp_path, "dup", trials=8, space=space)
+    assert len(rows) == 8 and len(trainer.trained) == len(set(trainer.trained)) == 2
     repeats = [r for r in rows if r["duplicate_of"]]
     assert len(repeats) == 6
     by_number = {r["number"]: r for r in rows}
@@ -68,29 +80,29 @@ def test_a_network_seen_before_is_not_trained_again(tmp_path, monkeypatch):
 
 
 def test_failing_trials_are_recorded_and_stop_the_run(tmp_path):
-    overrides = tiny_overrides(tmp_path, "nan", trials=10, max_failures=3)
-    overrides["proxy.lr"] = 1e9  # the loss explodes: every trial fails with its reason
-    summary = search(load_config(overrides=overrides), quiet=True)
-    rows = _rows(tmp_path / "runs" / "nan")
+    failing = FakeTrainer(error=NonFiniteLoss("proxy: loss became nan at epoch 1"))
+    summary, rows, _ = _search(tmp_path, "nan", trainer=failing, trials=10, max_failures=3)
     assert len(rows) == 3 and summary.best_path is None
     assert all(r["state"] == "FAIL" for r in rows)
-    assert all("NonFiniteLoss" in r["reason"] for r in rows)
+    assert all(r["reason"].startswith("NonFiniteLoss: proxy: loss became nan at epoch 1") for r in rows)
     assert "3 trials failed in a row" in summary.message
 
 
 def test_pareto_reward_emits_front(tmp_path):
-    config = load_config(overrides=tiny_overrides(tmp_path, "mo", trials=4, reward="pareto", strategy="nsga2"))
-    summary = search(config, quiet=True)
+    summary, rows, _ = _search(tmp_path, "mo", trials=6, reward="pareto", strategy="nsga2", target_macs="40")
     front = list(csv.DictReader((tmp_path / "runs" / "mo" / "pareto.csv").open()))
-    assert summary.best_path is not None and len(front) >= 1
+    done = {(float(r["accuracy"]), float(r["cost"])) for r in rows if r["state"] == "COMPLETE"}
+    by_hand = {p for p in done if not any(q[0] >= p[0] and q[1] <= p[1] and q != p for q in done)}
+    assert {(float(r["accuracy"]), float(r["cost"])) for r in front} == by_hand
+    best = nas.load_genotype(tmp_path / "runs" / "mo" / "best.yaml")
+    within = [p for p in by_hand if p[1] <= 40] or list(by_hand)
+    assert best.provenance["proxy_accuracy"] == max(within)[0]
 
 
 def test_hard_reward_rejects_over_budget_before_training(tmp_path):
-    overrides = tiny_overrides(tmp_path, "hard", trials=3, reward="mnasnet-hard", target_macs="1k",
-                               reject_factor=1.5)
-    summary = search(load_config(overrides=overrides), quiet=True)
-    rows = _rows(tmp_path / "runs" / "hard")
-    assert summary.completed == 0 and len(rows) == 3
+    summary, rows, trainer = _search(tmp_path, "hard", trials=3, reward="mnasnet-hard", target_macs="10",
+                                     reject_factor=1.5)  # every candidate costs 24 or more
+    assert summary.completed == 0 and len(rows) == 3 and trainer.trained == []
     assert all(r["state"] == "PRUNED" and r["reason"].startswith("rejected before training") for r in rows)
     assert all(r["train_seconds"] == "" for r in rows)
 
@@ -104,6 +116,7 @@ def _finished(db: Path) -> int:
     return len(_complete(db))
 
 
+@pytest.mark.slow
 def test_resume_after_kill_keeps_finished_trials(tmp_path):
     config = tiny_yaml(tmp_path, "kill", trials=8)
     cmd = [sys.executable, "-m", "nas", "search", "--config", config, "--quiet"]
@@ -132,20 +145,27 @@ def test_resume_after_kill_keeps_finished_trials(tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--reward", "foo"], "reward: 'foo' is not one of mnasnet, mnasnet-hard, tunas-abs, pareto"),
-    (["--strategy", "bogus"], "strategy: 'bogus' is not one of"),
+    (["--reward", "foo"], "reward: foo is not one of mnasnet, mnasnet-hard, tunas-abs, pareto"),
+    (["--strategy", "bogus"], "strategy: bogus is not one of auto, surrogate"),
     (["--budget", "soon"], "budget: 'soon' is not a duration; use e.g. 900s, 15m or 1h"),
     (["--target-latency=-3ms"], "target_latency: '-3ms' is not a positive latency"),
-    (["--trials", "many"], "trials: 'many' is not an integer"),
-    (["--latency", "guess"], "latency: 'guess' is not one of measure, lut, predictor"),
-    (["--proxy-dataset", "imagenet"], "dataset: 'imagenet' is not one of"),
-    (["--latency", "predictor"], "latency_model: required with --latency predictor"),
+    (["--trials", "many"], "trials: 'many' is not an integer >= 1 or null"),
+    (["--latency", "guess"], "latency: guess is not one of measure, lut, predictor"),
+    (["--latency-backend", "tpu"], "latency_backend: tpu is not one of torch, torchscript, onnxruntime"),
+    (["--proxy-dataset", "imagenet"], "proxy.dataset: imagenet is not one of"),
+    (["--latency", "predictor"], "latency_model: required with latency: predictor"),
+    (["--latency-threads", "0"], "latency_threads: 0 is out of range; expected an integer from 1 to 1024"),
+    (["--proxy-width", "1e6"], "proxy.width: 1e+06 is out of range; expected a number from 0.05 to 4"),
+    (["--proxy-resolution", "100000"], "proxy.resolution: 100000 is out of range"),
+    (["--max-failures", "0"], "max_failures: 0 is out of range; expected an integer >= 1"),
+    (["--proxy-device", "tpu"], "proxy.device: 'tpu' is not a device"),
 ])
 def test_config_errors_are_one_line(tmp_path, capsys, flags, message):
-    code = main(["search", "--runs-dir", str(tmp_path), "--quiet"] + flags)
+    code = main(["search", "--runs-dir", str(tmp_path / "runs"), "--quiet"] + flags)
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert message in err and "\n" not in err
+    assert not (tmp_path / "runs").exists()  # refused before any run folder is made
 
 
 def test_config_file_unknown_key(tmp_path, capsys):
@@ -162,6 +182,7 @@ def test_space_config_error(tmp_path, capsys):
     assert "space.types: transformer is not one of mbconv" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ray_backend_two_workers(tmp_path, monkeypatch, capsys):
     pytest.importorskip("ray.tune")
     import nas.ray_backend as ray_backend
@@ -181,3 +202,23 @@ def test_ray_backend_two_workers(tmp_path, monkeypatch, capsys):
     assert {r["state"] for r in rows} <= {"COMPLETE", "PRUNED", "FAIL"}
     assert summary.completed >= 1 and (folder / "best.yaml").is_file()
     assert nas.load_genotype(folder / "best.yaml").provenance["trial"] in {int(r["number"]) for r in rows}
+
+
+@pytest.mark.slow
+def test_ray_reuses_a_network_already_scored(tmp_path):
+    """One network in the whole space, 5 Ray trials on 2 workers: at most the 2 first (running together)
+    train it; every later trial finds it in the study and reuses its score."""
+    pytest.importorskip("ray.tune")
+    space = {**TINY_SPACE, "stages": [{"stride": 1, "out": [8], "repeat": [1], "types": ["basic"]}],
+             "params": {"basic": {"kernel": [3], "se": [0.0], "avg_down": [False], "act": ["relu"]}}}
+    overrides = tiny_overrides(tmp_path, "rayrep", trials=5, backend="ray", workers=2, space=space)
+    search(load_config(overrides=overrides), quiet=True)
+    rows = _rows(tmp_path / "runs" / "rayrep")
+    assert len(rows) == 5 and len({r["hash"] for r in rows}) == 1
+    trained = [r for r in rows if not r["duplicate_of"]]
+    reused = [r for r in rows if r["duplicate_of"]]
+    assert 1 <= len(trained) <= 2 and len(reused) == 5 - len(trained)
+    originals = {r["number"]: r for r in trained}
+    for r in reused:
+        assert r["duplicate_of"] in originals and float(r["train_seconds"]) == 0.0
+        assert r["reward"] == originals[r["duplicate_of"]]["reward"] and r["state"] == "COMPLETE"

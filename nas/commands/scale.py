@@ -21,12 +21,12 @@ import sys
 import warnings
 from pathlib import Path
 
-from nas.commands.search import PROXY_HELP, _flag
-from nas.config import HELP
-from predictors.proxy import ProxyConfig
+from nas.commands.flags import add_flags, flag_values
+from nas.config import SearchConfig
 from searchspace.errors import NasError
 
 MAX_PHI = 12
+SCALE_KEYS = ("latency_backend", "latency_threads", "proxy")  # the search config keys `nas scale` reads
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,12 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grid-max", default="8", help="grid points proxy-trained, spread over the grid (default 8)")
     p.add_argument("-o", "--out", help="output folder (default RUNS_DIR/scale-NAME)")
     p.add_argument("--config", help="search config YAML: proxy settings, latency backend and threads, runs_dir")
-    p.add_argument("--latency-backend", dest="latency_backend", help=HELP["latency_backend"])
-    p.add_argument("--latency-threads", dest="latency_threads", help=HELP["latency_threads"])
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-    for name in ProxyConfig.__dataclass_fields__:
-        p.add_argument(_flag("proxy_" + name), dest="proxy." + name, default=None,
-                       metavar=name.upper().replace("_", "-"), help=PROXY_HELP.get(name, "proxy training setting"))
+    add_flags(p, SearchConfig, only=SCALE_KEYS)
     p.add_argument("--data", dest="proxy.data_dir", default=None, metavar="DIR", help="same as --proxy-data-dir")
     p.set_defaults(func=run)
 
@@ -136,9 +132,7 @@ def _run(args: argparse.Namespace) -> int:
                  int(_number(args.grid_max, "--grid-max", int)))
     if grid_args[2] < 1:
         raise NasError(f"--grid-max: {grid_args[2]} must be >= 1")
-    overrides = {k: v for k, v in vars(args).items()
-                 if v is not None and (k.startswith("proxy.") or k in ("latency_backend", "latency_threads"))}
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, flag_values(args, SearchConfig))
     check_backend(config.latency_backend)
     genotype = load_genotype(args.genotype)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", genotype.name)
