@@ -8,7 +8,6 @@ import math
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
 
 from nas.progress import describe
 from searchspace import Genotype, parse_genotype, save_genotype
@@ -133,7 +132,3 @@ def engine_overhead(rows: list[dict]) -> float | None:
         return None
     inside = sum(r["train_seconds"] + (r["cost_seconds"] or 0.0) for r in done)
     return max(0.0, (total - inside) / total)
-
-
-def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]

@@ -52,7 +52,7 @@ class Coefficients:
         for name in ("alpha", "beta", "gamma"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 1.0):
-                raise NasError(f"--{name}: {value:g} must be a number >= 1 (EfficientNet's constraint)")
+                raise NasError(f"{name}: {value:g} must be a number >= 1 (EfficientNet's constraint)")
 
     def to_dict(self) -> dict[str, float]:
         return {"alpha": self.alpha, "beta": self.beta, "gamma": self.gamma}
@@ -357,7 +357,7 @@ class Member:
     latency: Probe | None = None
 
 
-def network_cost(genotype: Genotype) -> tuple[int, int]:
+def params_and_macs(genotype: Genotype) -> tuple[int, int]:
     """(params, MACs) of the genotype as built, at its own resolution."""
     from predictors.cost import count_macs, count_params
     from searchspace import build
@@ -371,4 +371,4 @@ def scale_family(genotype: Genotype, coeffs: Coefficients, phis: Sequence[float]
     """The variants at ``phis`` named ``<name>_b<phi>``, with params, MACs and (quick) latency."""
     variants = [compound_scale(genotype, coeffs, phi, name=f"{name}_b{phi:g}") for phi in phis]
     probes = measure(variants, False) if measure is not None else [None] * len(variants)
-    return [Member(phi, v, *network_cost(v), p) for phi, v, p in zip(phis, variants, probes, strict=True)]
+    return [Member(phi, v, *params_and_macs(v), p) for phi, v, p in zip(phis, variants, probes, strict=True)]

@@ -17,13 +17,6 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 
-@dataclass(frozen=True)
-class Cost:
-    params: int
-    macs: int
-    resolution: int
-
-
 def count_params(model: nn.Module) -> int:
     """Number of parameters (trainable or not)."""
     return sum(p.numel() for p in model.parameters())
@@ -39,11 +32,6 @@ def count_macs(model: nn.Module, resolution: int, in_channels: int = 3) -> int:
         model(x)
     model.train(was_training)
     return int(counter.get_total_flops() // 2)
-
-
-def network_cost(model: nn.Module, resolution: int, in_channels: int = 3) -> Cost:
-    """Params and MACs of ``model`` at ``resolution``."""
-    return Cost(count_params(model), count_macs(model, resolution, in_channels), resolution)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from nas.scaling_search import (
     grid_search,
     latency_ladder,
     latency_measure,
-    network_cost,
+    params_and_macs,
     proxy_config_at,
     round_resolution,
     scaled_fields,
@@ -30,7 +30,8 @@ from nas.scaling_search import (
 from predictors import latency
 from predictors.latency import MeasureConfig
 from predictors.proxy import ProxyConfig
-from searchspace import load_genotype, parse_genotype, resolve, save_genotype
+from searchspace import load_genotype, parse_genotype, save_genotype
+from searchspace.resolve import resolve
 
 pytestmark = pytest.mark.filterwarnings("ignore:latency of .* is noisy:RuntimeWarning")
 
@@ -83,8 +84,8 @@ def test_phi1_of_b0_by_hand():
     assert repeats == [2, 3, 3, 4, 4, 5, 2]
     assert outs == [16, 24, 48, 88, 120, 208, 352]
     assert variant.provenance == {} and variant.name == b0.name
-    params, _ = network_cost(variant)
-    assert params == 9_109_994 == network_cost(load_genotype("zoo:efficientnet_b2"))[0]
+    params, _ = params_and_macs(variant)
+    assert params == 9_109_994 == params_and_macs(load_genotype("zoo:efficientnet_b2"))[0]
 
 
 def test_scaled_fields_other_phi_and_base_scaling():
@@ -161,7 +162,7 @@ def macs_cost(memo: dict, quick_factor: float = 1.0) -> callable:
         out = []
         for g in genotypes:
             if g.hash() not in memo:
-                memo[g.hash()] = network_cost(g)[1] / 1e6
+                memo[g.hash()] = params_and_macs(g)[1] / 1e6
             value = memo[g.hash()] * (1.0 if careful else quick_factor)
             out.append(Probe(value, value, value))
         return out
@@ -274,7 +275,7 @@ def test_cli_family_with_given_coefficients(tiny, tmp_path, capsys):
     b2 = load_genotype(out_dir / "tiny_b2.yaml")
     assert b2.scaling["width"] == 1.21 and b2.resolution == 40  # 32 * 1.3225 = 42.3 -> 40
     prov = b2.provenance
-    assert prov["phi"] == 2 and prov["alpha"] == 1.2 and prov["params"] == network_cost(b2)[0]
-    assert prov["macs"] == network_cost(b2)[1] and prov["latency_ms"] > 0
+    assert prov["phi"] == 2 and prov["alpha"] == 1.2 and prov["params"] == params_and_macs(b2)[0]
+    assert prov["macs"] == params_and_macs(b2)[1] and prov["latency_ms"] > 0
     assert (out_dir / "family.md").read_text() == out
     assert math.isclose(prov["beta"], 1.1)

@@ -103,7 +103,10 @@ def parse_coefficients(args: argparse.Namespace):
     if any(v is None for v in given):
         raise NasError("--alpha, --beta and --gamma go together: give all three, or none for the grid search")
     coeffs = Coefficients(*(_number(v, f"--{n}") for v, n in zip(given, ("alpha", "beta", "gamma"), strict=True)))
-    coeffs.check()
+    try:
+        coeffs.check()
+    except NasError as err:  # the library names the key; on the command line it is a flag
+        raise NasError(f"--{err}") from None
     if abs(coeffs.cost_factor / COST_TARGET - 1) > 0.1:
         print(f"nas scale: warning: alpha * beta^2 * gamma^2 = {coeffs.cost_factor:.3g}, not ~2: each unit of phi "
               "will not double the MACs", file=sys.stderr)
@@ -176,25 +179,9 @@ def _grid(genotype, config, grid_args, quiet: bool) -> list:
     return [winner] + [r for r in results if r is not winner]
 
 
-def _save(genotype, provenance: dict, path: Path) -> None:
-    import json
-
-    from searchspace import save_genotype
-
-    genotype.provenance = json.loads(json.dumps({k: v for k, v in provenance.items() if v is not None}))
-    save_genotype(genotype, path)
-
-
-def _base_provenance(base, coeffs, phi: float, grid) -> dict:
-    prov = {"source": "nas scale", "base": base.name, "base_hash": base.hash(), "phi": phi, **coeffs.to_dict()}
-    if grid is not None:
-        prov["coefficients_from"] = "grid search at phi 1 (proxy accuracy)"
-        prov["grid_proxy_accuracy"] = round(grid[0].accuracy, 6)
-        prov["grid_proxy_resolution"] = grid[0].proxy_resolution
-    return prov
-
-
 def _family(base, name, coeffs, phis, grid, measure, out: Path, quiet: bool) -> int:
+    from nas.outputs import write_best
+    from nas.scaling_report import family_report, member_provenance
     from nas.scaling_search import scale_family
 
     if not quiet:
@@ -202,12 +189,7 @@ def _family(base, name, coeffs, phis, grid, measure, out: Path, quiet: bool) -> 
               f"to phi {', '.join(map(str, phis))}", file=sys.stderr, flush=True)
     members = scale_family(base, coeffs, phis, name, measure)
     for m in members:
-        lat = m.latency
-        _save(m.genotype, {**_base_provenance(base, coeffs, m.phi, grid), "params": m.params, "macs": m.macs,
-                           "latency_ms": round(lat.median_ms, 4), "latency_iqr_ms": round(lat.iqr_ms, 4),
-                           "latency_reps": lat.reps, "latency_resolution": m.genotype.resolution,
-                           "device": lat.fingerprint or None},
-              out / f"{m.genotype.name}.yaml")
+        write_best(out / f"{m.genotype.name}.yaml", m.genotype, member_provenance(base, coeffs, m, grid))
     text = family_report(base, coeffs, members, grid)
     (out / "family.md").write_text(text)
     print(text, end="")
@@ -217,7 +199,9 @@ def _family(base, name, coeffs, phis, grid, measure, out: Path, quiet: bool) -> 
 
 
 def _ladder(base, name, coeffs, budgets, grid, measure, out: Path, quiet: bool) -> int:
-    from nas.scaling_search import latency_ladder, network_cost
+    from nas.outputs import write_best
+    from nas.scaling_report import ladder_report, rung_provenance
+    from nas.scaling_search import latency_ladder, params_and_macs
 
     if not quiet:
         print(f"latency ladder for {base.name} along alpha {coeffs.alpha:g}, beta {coeffs.beta:g}, gamma "
@@ -227,15 +211,9 @@ def _ladder(base, name, coeffs, budgets, grid, measure, out: Path, quiet: bool) 
     for r in rungs:
         if r.genotype is None:
             continue
-        costs[id(r)] = network_cost(r.genotype)
+        costs[id(r)] = params_and_macs(r.genotype)
         r.genotype.name = f"{name}_{r.budget_ms:g}ms"
-        prov = {**_base_provenance(base, coeffs, r.phi, grid), "budget_ms": r.budget_ms, "status": r.status,
-                "latency_ms": round(r.verify.median_ms, 4), "latency_iqr_ms": round(r.verify.iqr_ms, 4),
-                "latency_reps": r.verify.reps, "search_latency_ms": round(r.search.median_ms, 4),
-                "next_phi": r.next_phi, "next_latency_ms": None if r.next_probe is None
-                else round(r.next_probe.median_ms, 4), "latency_resolution": r.genotype.resolution,
-                "device": r.verify.fingerprint or None, "params": costs[id(r)][0], "macs": costs[id(r)][1]}
-        _save(r.genotype, prov, out / f"{r.genotype.name}.yaml")
+        write_best(out / f"{r.genotype.name}.yaml", r.genotype, rung_provenance(base, coeffs, r, grid, costs[id(r)]))
     text = ladder_report(base, coeffs, rungs, grid, costs)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ladder.md").write_text(text)
@@ -245,73 +223,3 @@ def _ladder(base, name, coeffs, budgets, grid, measure, out: Path, quiet: bool) 
         raise NasError(f"latency-ladder: {', '.join(f'{r.budget_ms:g} ms' for r in impossible)} cannot be met: "
                        f"{impossible[0].note} (see {out / 'ladder.md'})")
     return 0
-
-
-# ---- markdown tables ---------------------------------------------------------------------------
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
-def _ms(probe) -> str:
-    return "-" if probe is None else f"{probe.median_ms:.2f} (IQR {probe.iqr_ms:.2f})"
-
-
-def grid_lines(grid) -> list[str]:
-    from nas.scaling_search import PAPER
-
-    rows = []
-    for p in sorted(grid, key=lambda r: -r.accuracy if math.isfinite(r.accuracy) else 1.0):
-        c = p.coefficients
-        mark = ", ".join(m for m, on in (("winner", p is grid[0]), ("paper", c == PAPER)) if on)
-        acc = f"{p.accuracy:.4f}" if math.isfinite(p.accuracy) else f"failed: {p.error}"
-        rows.append([f"{c.alpha:g}", f"{c.beta:g}", f"{c.gamma:g}", f"{c.cost_factor:.3f}", str(p.proxy_resolution),
-                     acc, f"{p.seconds:.0f}", mark])
-    return ["## Grid search at phi = 1", ""] + _table(
-        ["alpha", "beta", "gamma", "a*b^2*g^2", "proxy res", "proxy acc", "train s", ""], rows) + [""]
-
-
-def _head(base, coeffs, grid) -> list[str]:
-    source = "grid search winner" if grid is not None else "given"
-    return [f"# Compound scaling of {base.name} ({base.hash()})", "",
-            f"alpha {coeffs.alpha:g} (depth), beta {coeffs.beta:g} (width), gamma {coeffs.gamma:g} (resolution), "
-            f"alpha*beta^2*gamma^2 = {coeffs.cost_factor:.3f} ({source}); base resolution {base.resolution}, "
-            "scaled resolutions rounded to a multiple of 8.", ""]
-
-
-def family_report(base, coeffs, members, grid) -> str:
-    """Markdown: the family table (and the grid table when the coefficients came from the grid)."""
-    rows = []
-    for m in members:
-        s = m.genotype.scaling
-        acc = f"{grid[0].accuracy:.4f}" if grid is not None and m.phi == 1 else "-"
-        rows.append([f"{m.phi:g}", m.genotype.name, f"{s['width']:g}", f"{s['depth']:g}", str(m.genotype.resolution),
-                     f"{m.params:,}", f"{m.macs / 1e6:,.1f}M", _ms(m.latency), acc])
-    lines = _head(base, coeffs, grid) + ["## Family", ""] + _table(
-        ["phi", "name", "width", "depth", "resolution", "params", "MACs", "latency ms", "proxy acc (grid winner)"],
-        rows) + [""]
-    return "\n".join(lines + (grid_lines(grid) if grid is not None else [])) + "\n"
-
-
-def ladder_report(base, coeffs, rungs, grid, costs: dict) -> str:
-    """Markdown: one row per budget with the search-time and verifying measurements."""
-    rows = []
-    for r in rungs:
-        s = r.genotype.scaling if r.genotype is not None else {}
-        params, macs = costs.get(id(r), (None, None))
-        rows.append([f"{r.budget_ms:g} ms", r.status, "-" if r.phi is None else f"{r.phi:g}",
-                     f"{s['width']:g}" if s else "-", f"{s['depth']:g}" if s else "-",
-                     str(r.genotype.resolution) if r.genotype is not None else "-",
-                     "-" if params is None else f"{params:,}", "-" if macs is None else f"{macs / 1e6:,.1f}M",
-                     _ms(r.search), _ms(r.verify),
-                     "-" if r.next_phi is None else f"{r.next_phi:g}", _ms(r.next_probe), r.note])
-    lines = _head(base, coeffs, grid) + [
-        "## Latency ladder", "",
-        "phi on a 0.05 grid in [-3, 6]; 'search' is the probe the bisection decided on, 'verified' a fresh "
-        "longer measurement (the rung counts only if its median is within the budget); 'next' is the next "
-        "larger phi step, which misses the budget.", ""] + _table(
-        ["budget", "status", "phi", "width", "depth", "resolution", "params", "MACs", "search ms", "verified ms", "next phi",
-         "next ms", "note"], rows) + [""]
-    return "\n".join(lines + (grid_lines(grid) if grid is not None else [])) + "\n"
