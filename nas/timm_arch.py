@@ -5,6 +5,7 @@ order. Supported here (the subset that the ``mbconv`` family can express):
 
   ir  inverted residual (1x1 expand, kxk depthwise, SE, 1x1 project)      needs r k s e c
   ds  depthwise-separable (kxk depthwise, SE, 1x1 project; expansion 1)  needs r k s c
+  dsa ds with an act after the 1x1 project and no residual (MobileNetV1)  needs r k s c
   er  edge residual / Fused-MBConv (kxk expand, SE, 1x1 project)         needs r k s e c
   cn  conv-BN-act (a fused block with expansion 1); ``_skip`` adds the residual
 
@@ -28,16 +29,16 @@ from searchspace.errors import NasError
 from searchspace.layers import ACTIVATIONS, GATES, make_divisible
 from searchspace.params import Param, check_params
 
-KINDS = ("ir", "ds", "er", "cn")
-OTHER_TIMM_KINDS = {"dsa": "depthwise-separable with a pointwise activation", "uir": "universal inverted "
-                    "residual", "mha": "multi-head attention", "mqa": "multi-query attention"}
+KINDS = ("ir", "ds", "dsa", "er", "cn")
+OTHER_TIMM_KINDS = {"uir": "universal inverted residual", "mha": "multi-head attention",
+                    "mqa": "multi-query attention"}
 ACT_CODES = {"relu": "re", "relu6": "r6", "hswish": "hs", "swish": "sw"}
 CODE_ACTS = {code: act for act, code in ACT_CODES.items()}
 TIMM_ACT_NAMES = {"relu": "relu", "relu6": "relu6", "hswish": "hard_swish", "swish": "swish",
                   "identity": "identity", "sigmoid": "sigmoid", "hsigmoid": "hard_sigmoid"}
 ALIASES = {"hard_swish": "hswish", "silu": "swish", "hard_sigmoid": "hsigmoid"}
 OPTION_NAMES = {"r": "repeats", "k": "kernel", "s": "stride", "e": "expansion", "c": "channels", "se": "se ratio"}
-REQUIRED = {"ir": "rksec", "ds": "rksc", "er": "rksec", "cn": "rksc"}
+REQUIRED = {"ir": "rksec", "ds": "rksc", "dsa": "rksc", "er": "rksec", "cn": "rksc"}
 
 
 class TimmArchError(NasError):
@@ -256,6 +257,7 @@ class Layer:
     dilation: int
     act: str
     residual: bool
+    pw_act: bool = False  # an act after the 1x1 project (timm's dsa)
     where: str = field(default="", compare=False)
 
 
@@ -277,6 +279,13 @@ def _se_width(mid: int, ratio: float, settings: TimmSettings) -> int:
     return round(value) if settings.se_divisor == 1 else make_divisible(value, settings.se_divisor)
 
 
+def timm_skip(block: TimmBlock) -> bool:
+    """Whether timm gives the block a residual where shapes allow (cn only with _skip; dsa never)."""
+    if block.kind == "cn":
+        return block.skip is True
+    return block.skip is not False and block.kind != "dsa"
+
+
 def timm_layers(stages: list[list[TimmBlock]], settings: TimmSettings,
                 names: list[list[str]] | None = None) -> list[list[Layer]]:
     """The block instances timm's builder makes from decoded block strings (per stage)."""
@@ -294,18 +303,17 @@ def timm_layers(stages: list[list[TimmBlock]], settings: TimmSettings,
                     stride, dilation = 1, stride
                 current_stride *= stride
                 out = settings.round_channels(b.out)
-                mid = in_ch if b.kind == "ds" else out if b.kind == "cn" else make_divisible(in_ch * b.expand)
+                mid = in_ch if b.kind in ("ds", "dsa") else out if b.kind == "cn" else make_divisible(in_ch * b.expand)
                 se = 0
                 if b.se > 0:
                     ratio = b.se if settings.se_from_exp else b.se / (b.expand or 1.0)
                     se = _se_width(mid, ratio, settings)
                 act = b.act or settings.act
-                residual = in_ch == out and stride == 1 and dilation == 1
-                residual = residual and (b.skip is True if b.kind == "cn" else b.skip is not False)
+                residual = in_ch == out and stride == 1 and dilation == 1 and timm_skip(b)
                 where = names[i][j] if names else f"arch_def[{i}][{j}]"
                 layers.append(Layer(b.kind, in_ch, out, mid, se, (settings.se_act or act) if se else None,
                                     settings.se_gate if se else None, b.kernel, stride, dilation, act,
-                                    residual, where))
+                                    residual, b.kind == "dsa", where))
                 in_ch = out
         out_stages.append(layers)
     return out_stages
@@ -314,7 +322,7 @@ def timm_layers(stages: list[list[TimmBlock]], settings: TimmSettings,
 HINTS = {
     "kind": " (mbconv has no 1x1 expand conv when the expanded width equals the input, timm's ir keeps "
             "it: use ds for expansion 1)",
-    "residual": " (mbconv adds the residual whenever stride is 1 and channels match)",
+    "residual": " (mbconv adds the residual whenever stride is 1 and channels match, unless skip: false)",
     "out": " (timm rounds every width with round_channels(c * width, divisor), also at width 1)",
     "mid": " (timm derives it from the scaled input, make_divisible(in * e, 8); an explicit mid scales alone)",
     "se": " (timm's SE width is round(mid * se / e), or round_channels with se_divisor > 1)",

@@ -22,6 +22,7 @@ from nas.timm_arch import (
     settings_from_dict,
     settings_to_dict,
     timm_layers,
+    timm_skip,
 )
 from searchspace.blocks.base import BlockArgs
 from searchspace.blocks.mbconv import PARAMS as MBCONV_PARAMS
@@ -43,10 +44,12 @@ class TimmArch:
     settings: TimmSettings
 
 
-def _kind(fused: bool, mid: int, in_ch: int) -> str:
+def _kind(fused: bool, mid: int, in_ch: int, project_act: bool = False) -> str:
     if fused:
         return "cn" if mid == in_ch else "er"
-    return "ds" if mid == in_ch else "ir"
+    if mid == in_ch:
+        return "dsa" if project_act else "ds"
+    return "ir"
 
 
 def genotype_layers(genotype: Genotype) -> list[list[Layer]]:
@@ -55,14 +58,15 @@ def genotype_layers(genotype: Genotype) -> list[list[Layer]]:
     for b in resolve(genotype).blocks:
         a = b.args
         mid = expanded_width(a)
-        kind = _kind(a["fused"], mid, a.in_ch)
+        kind = _kind(a["fused"], mid, a.in_ch, a["project_act"])
         hidden = a.out if kind == "cn" else mid
         se = 0
         if a["se"] > 0:
             se = se_channels(a.in_ch if a["se_from"] == "input" else hidden, a["se"], a["se_divisor"])
         stages[b.stage].append(Layer(kind, a.in_ch, a.out, hidden, se, a["se_act"] if se else None,
                                      a["gate"] if se else None, a["kernel"], a.stride, 1, a["act"],
-                                     a.stride == 1 and a.in_ch == a.out, where=b.path))
+                                     a.stride == 1 and a.in_ch == a.out and a["skip"],
+                                     a["project_act"] and kind != "cn", where=b.path))
     return stages
 
 
@@ -134,11 +138,14 @@ def genotype_to_timm(genotype: Genotype) -> TimmArch:
                                     "timm strides only the first block of a stage (start a new stage here)")
             ins = [in_ch] + [spec.out] * (spec.repeat - 1)
             mids = [expanded_width(BlockArgs(c, spec.out, 1, p)) for c in ins]
-            kinds = {_kind(p["fused"], m, c) for m, c in zip(mids, ins, strict=True)}
+            kinds = {_kind(p["fused"], m, c, p["project_act"]) for m, c in zip(mids, ins, strict=True)}
             if len(kinds) > 1:
                 raise TimmArchError(f"{path}: its repeats are partly expanded and partly not (inputs "
                                     f"{', '.join(map(str, ins))}); one timm block string cannot say that")
             kind = kinds.pop()
+            if p["project_act"] and kind not in ("dsa", "cn"):
+                raise TimmArchError(f"{path}.project_act: true has a timm equivalent only on a depthwise-"
+                                    f"separable block (dsa: expand 1, not fused); this one is timm's {kind}")
             if kind == "cn" and p["se"] > 0:
                 raise TimmArchError(f"{path}.se: a fused block with expansion 1 is timm's cn, which has no SE")
             if p["act"] != settings.act and p["act"] == "identity":
@@ -146,8 +153,9 @@ def genotype_to_timm(genotype: Genotype) -> TimmArch:
             expand = None
             if kind in ("ir", "er"):
                 expand = p["expand"] if p["mid"] is None else _ratio(mids, ins, path)
+            skip = (True if p["skip"] else None) if kind == "cn" else (None if p["skip"] or kind == "dsa" else False)
             block = TimmBlock(kind, spec.repeat, p["kernel"], spec.stride, spec.out, expand, p["se"],
-                              None if p["act"] == settings.act else p["act"], True if kind == "cn" else None)
+                              None if p["act"] == settings.act else p["act"], skip)
             strings.append(encode_block(block))
             in_ch = spec.out
         arch_def.append(strings)
@@ -221,15 +229,19 @@ def _entries(b: TimmBlock, in_ch: int, settings: TimmSettings) -> list[dict]:
     """Block spec dicts for one block string (split where explicit mid widths differ by repeat)."""
     params: dict[str, Any] = {"kernel": b.kernel, "act": b.act or settings.act, "fused": b.kind in ("er", "cn"),
                               "se": b.se, **SE_DEFAULTS}
+    if b.kind == "dsa":
+        params["project_act"] = True
     if b.se > 0:
         params.update(se_from="expanded" if settings.se_from_exp else "input", se_divisor=settings.se_divisor,
                       se_act=settings.se_act or params["act"], gate=settings.se_gate)
     ins = [in_ch] + [b.out] * (b.repeat - 1)
+    if not timm_skip(b) and any(c == b.out and (r > 0 or b.stride == 1) for r, c in enumerate(ins)):
+        params["skip"] = False  # timm gives no residual where mbconv would (noskip, dsa, cn without _skip)
     if not settings.explicit_mid:
-        expand = 1.0 if b.kind in ("ds", "cn") else b.expand
+        expand = 1.0 if b.kind in ("ds", "dsa", "cn") else b.expand
         return [{"type": "mbconv", "repeat": b.repeat, "out": b.out, "stride": b.stride, **params,
                  "expand": expand}]
-    mids = [c if b.kind in ("ds", "cn") else make_divisible(c * b.expand) for c in ins]
+    mids = [c if b.kind in ("ds", "dsa", "cn") else make_divisible(c * b.expand) for c in ins]
     entries: list[dict] = []
     for mid in mids:
         if entries and entries[-1]["mid"] == mid:

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import math
-
 from torch import nn
 
 ACTIVATIONS = ("relu", "relu6", "hswish", "swish", "leaky_relu", "identity")
 GATES = ("sigmoid", "hsigmoid")
 
 
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
     """Round ``value`` to a multiple of ``divisor`` (never down by more than 10%).
 
     The rule of torchvision and timm: ``new = max(d, int(v + d/2) // d * d)``; if ``new < 0.9 v``
-    then ``new += d``.
+    then ``new += d``. ``round_limit`` replaces the 0.9 (timm's SE modules use 0: plain nearest).
     """
     min_value = divisor if min_value is None else min_value
     new = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    if new < 0.9 * value:
+    if new < round_limit * value:
         new += divisor
     return int(new)
-
-
-def ceil_div(value: int, stride: int) -> int:
-    return math.ceil(value / stride)
 
 
 def activation(name: str) -> nn.Module:

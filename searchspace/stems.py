@@ -29,8 +29,9 @@ STEM_PARAMS: dict[str, tuple[Param, ...]] = {
         Param("kernel", int, 3, "kernel size", choices=(1, 3, 5, 7)),
         Param("stride", int, 2, "conv stride", choices=(1, 2)),
         Param("act", str, "relu", "activation", choices=ACTIVATIONS),
-        Param("pool", str, "none", "3x3 stride-2 max pool after the conv(s): max (padding 1) or max_ceil "
-              "(no padding, ceil mode: SqueezeNet)", choices=("none", "max", "max_ceil")),
+        Param("pool", str, "none", "stride-2 max pool after the conv(s): max (3x3, padding 1), max_ceil "
+              "(3x3, no padding, ceil mode: SqueezeNet) or max2 (2x2: VGG-11)",
+              choices=("none", "max", "max_ceil", "max2")),
         Param("mid", int, 0, "when > 0 the conv goes to mid channels and a second 3x3 stride-1 conv-BN-act "
               "maps them to out (Xception: mid 32, out 64)", low=0, omit_default=True),
         Param("padding", str, "same", "conv padding: same ((kernel - 1) / 2) or valid (none: SqueezeNet, "
@@ -86,6 +87,8 @@ def stem_output_size(stem_type: str, params: dict, size: int) -> int:
                             "resolution or padding same")
     if params["pool"] == "max":
         return conv_output_size(size, 2)
+    if params["pool"] == "max2":
+        return size // 2
     return pool_output_size(size, 2) if params["pool"] == "max_ceil" else size
 
 
@@ -96,7 +99,8 @@ def _conv_stem(params: dict, in_ch: int) -> nn.Module:
     convs = [ConvBNAct(in_ch, mid or out, params["kernel"], params["stride"], **style)]
     if mid:
         convs.append(ConvBNAct(mid, out, 3, 1, **style))
-    pool = {"none": [], "max": [nn.MaxPool2d(3, 2, 1)], "max_ceil": [nn.MaxPool2d(3, 2, ceil_mode=True)]}
+    pool = {"none": [], "max": [nn.MaxPool2d(3, 2, 1)], "max_ceil": [nn.MaxPool2d(3, 2, ceil_mode=True)],
+            "max2": [nn.MaxPool2d(2, 2)]}
     return nn.Sequential(*convs, *pool[params["pool"]])
 
 

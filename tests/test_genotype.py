@@ -332,7 +332,7 @@ MALFORMED = [
      "stem.separable: unknown field; allowed fields are type, out, kernel, stride, act, pool, mid, padding, bias, "
      "norm"),
     ("stem type not a string", put("stem", type={"conv": 1}), "stem.type: {'conv': 1} is not one of conv, deep"),
-    ("bad stem value", put("stem", pool="avg"), "stem.pool: avg is not one of none, max, max_ceil"),
+    ("bad stem value", put("stem", pool="avg"), "stem.pool: avg is not one of none, max, max_ceil, max2"),
     ("bad stem act", put("stem", act="gelu"),
      "stem.act: gelu is not one of relu, relu6, hswish, swish, leaky_relu, identity"),
     ("null stem", top(stem=None), "stem: expected a mapping, got NoneType"),

@@ -28,6 +28,8 @@ TIMM_MOBILENETV3_LARGE = [["ds_r1_k3_s1_e1_c16_nre"], ["ir_r1_k3_s2_e4_c24_nre",
                           ["ir_r3_k5_s2_e3_c40_se0.25_nre"],
                           ["ir_r1_k3_s2_e6_c80", "ir_r1_k3_s1_e2.5_c80", "ir_r2_k3_s1_e2.3_c80"],
                           ["ir_r2_k3_s1_e6_c112_se0.25"], ["ir_r3_k5_s2_e6_c160_se0.25"], ["cn_r1_k1_s1_c960"]]
+TIMM_MOBILENETV1 = [["dsa_r1_k3_s1_c64"], ["dsa_r2_k3_s2_c128"], ["dsa_r2_k3_s2_c256"], ["dsa_r6_k3_s2_c512"],
+                    ["dsa_r2_k3_s2_c1024"]]
 MOBILENETV3_SETTINGS = {"model": "mobilenetv3", "stem": 16, "act": "hard_swish", "se_gate": "hard_sigmoid",
                         "se_act": "relu", "se_divisor": 8, "explicit_mid": True, "dropout": 0.2}
 
@@ -91,6 +93,8 @@ def test_timm_definitions_import_as_the_zoo_networks() -> None:
     assert b0.hash() == load_genotype("zoo:efficientnet_b0").hash()
     mnasnet = timm_to_genotype(TIMM_MNASNET_B1, {"dropout": 0.2})
     assert mnasnet.hash() == load_genotype("zoo:mnasnet1_0").hash()
+    v1 = timm_to_genotype(TIMM_MOBILENETV1, {"act": "relu6", "num_features": 0})
+    assert v1.hash() == load_genotype("zoo:mobilenetv1_100").hash()
     # timm groups MobileNetV3's stages differently and gives one string to blocks of different mid widths
     mv3 = timm_to_genotype(TIMM_MOBILENETV3_LARGE, MOBILENETV3_SETTINGS)
     assert params(build_model(mv3)) == params(build_model("zoo:mobilenet_v3_large")) == 5_483_032
@@ -107,11 +111,10 @@ def one_line_error(argv: list[str], capsys) -> str:
 @pytest.mark.parametrize("arch_def, message", [
     ("[['ir_r2_k3']]", "'ir_r2_k3': missing option s (stride)"),
     ("[['xx_r1_k3_s1_c16']]", "unknown block type 'xx'"),
-    ("[['dsa_r1_k3_s1_c16']]", "dsa (depthwise-separable with a pointwise activation) has no mbconv equivalent"),
+    ("[['uir_r1_k3_s1_c16']]", "uir (universal inverted residual) has no mbconv equivalent"),
     ("[['ir_r1_k3_s1_e6_c32_a3']]", "option 'a3' is not supported"),
     ("[['ir_r1_k3_s1_e6_c32_nmi']]", "unknown activation 'nmi'"),
     ("[['ir_r1_k3_s1_e1_c32']]", "kind is ds here but timm's builder gives ir"),
-    ("[['ds_r1_k3_s1_c32_noskip']]", "residual is True here but timm's builder gives False"),
     ("[['ir_r1_k3_s1_e6_c32', 'ir_r1_k3_s2_e6_c32']]", "arch_def[0][1] 'ir_r1_k3_s2_e6_c32'"),
     ("[['ds_r1_k4_s1_c32']]", "stages[0].blocks[0].kernel: 4 is not one of 3, 5, 7"),
     ("[ir_r1]", "not a Python/JSON list literal"),
@@ -119,6 +122,26 @@ def one_line_error(argv: list[str], capsys) -> str:
 ])
 def test_bad_arch_def_gives_one_line(arch_def: str, message: str, capsys) -> None:
     assert message in one_line_error(["import", "timm", arch_def], capsys)
+
+
+def test_noskip_imports_as_skip_false_where_a_residual_would_fit() -> None:
+    # timm's noskip (and dsa, and cn without _skip) give no residual: mbconv says skip: false, but only
+    # on entries where a residual would fit, so genotypes without one keep their hash
+    g = timm_to_genotype([["ds_r1_k3_s1_c32_noskip"], ["ds_r1_k3_s1_c16_noskip"], ["cn_r2_k3_s2_c24"]], {})
+    entries = [stage[0].params for stage in g.stages]
+    assert [p["skip"] for p in entries] == [False, True, False]
+    assert "skip" not in g.to_dict()["stages"][1]["blocks"][0]
+    assert [b.residual for b in build_model(g).stages[0]] == [False]
+    back = timm_to_genotype(genotype_to_timm(g).arch_def, genotype_to_timm(g).settings)
+    assert back.hash() == g.hash()
+
+
+def test_project_act_beyond_dsa_is_refused(capsys) -> None:
+    data = load_genotype("zoo:mobilenet_v2").to_dict()
+    data["stages"][1]["blocks"][0]["project_act"] = True
+    with pytest.raises(TimmArchError, match=r"stages\[1\].blocks\[0\].project_act: true has a timm equivalent "
+                                            r"only on a depthwise-separable block .* timm's ir"):
+        genotype_to_timm(load_genotype(data))
 
 
 def test_inexpressible_genotypes_name_the_field(capsys) -> None:

@@ -46,6 +46,15 @@ REFERENCE: dict[str, tuple[int, int]] = {
     "ese_vovnet19b_dw": (6543080, 1333489824),
     "ese_vovnet39b": (24568936, 7074193408),
     "ese_vovnet57b": (38608936, 8932110336),
+    # issue 14, part 2 (shufflenet_v1_g3 has no torchvision/timm model: its row is our own count)
+    "seresnet50": (28088024, 4091699200),
+    "wide_resnet50_2": (68883240, 11398021120),
+    "efficientnet_v2_s": (21458488, 8365617152),
+    "mobilenetv1_100": (4231976, 568740352),
+    "legacy_xception": (22855952, 8357403496),
+    "vgg16_bn": (138365992, 15470264320),
+    "squeezenet1_1": (1235496, 349151936),
+    "shufflenet_v1_g3": (1865728, 137460672),
 }
 
 # Counting MACs of the big networks at full resolution is slow: only those below this are counted.

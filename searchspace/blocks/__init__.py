@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from searchspace.blocks import basic, bottleneck, ghost, mbconv, osa, shuffle, split_attention
+from searchspace.blocks import (
+    basic,
+    bottleneck,
+    fire,
+    ghost,
+    mbconv,
+    osa,
+    plain,
+    shuffle,
+    shuffle_v1,
+    split_attention,
+    xception,
+)
 from searchspace.blocks.base import BlockArgs, BlockFamily
 
 FAMILIES: dict[str, BlockFamily] = {
@@ -15,6 +27,10 @@ FAMILIES: dict[str, BlockFamily] = {
         shuffle.FAMILY,
         ghost.FAMILY,
         osa.FAMILY,
+        xception.FAMILY,
+        fire.FAMILY,
+        plain.FAMILY,
+        shuffle_v1.FAMILY,
     )
 }
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 from torch import nn
 
 from searchspace.blocks.base import BlockArgs, BlockFamily
-from searchspace.blocks.shortcut import ResidualBlock, make_shortcut, se_layer
+from searchspace.blocks.shortcut import SE_ROUND, ResidualBlock, make_shortcut, se_layer
 from searchspace.layers import ACTIVATIONS, ConvBNAct
 from searchspace.params import Param
 
 PARAMS = (
     Param("kernel", int, 3, "kernel size of both convs", choices=(3, 5), search=(3, 5)),
     Param("se", float, 0.0, "squeeze-excitation ratio on the block output (0 = no SE); squeeze = "
-          "make_divisible(out * se, 8)", low=0.0, high=1.0, search=(0.0, 0.25)),
+          "make_divisible(out * se, 8) (see se_round; SE-ResNet: 0.0625)", low=0.0, high=1.0, search=(0.0, 0.25)),
+    SE_ROUND,
     Param("avg_down", bool, False, "ResNet-D shortcut: average pool then 1x1 conv", search=(False, True)),
     Param("act", str, "relu", "activation", choices=ACTIVATIONS, search=("relu", "swish")),
 )
@@ -28,7 +29,7 @@ def build(args: BlockArgs) -> nn.Module:
     body = nn.Sequential(
         ConvBNAct(args.in_ch, args.out, k, args.stride, act=act),
         ConvBNAct(args.out, args.out, k, 1, act="identity"),
-        *se_layer(args.out, args["se"]),
+        *se_layer(args.out, args["se"], args["se_round"]),
     )
     return ResidualBlock(body, make_shortcut(args.in_ch, args.out, args.stride, args["avg_down"]), act)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from searchspace.blocks.base import BlockArgs, BlockFamily, require
-from searchspace.blocks.shortcut import ResidualBlock, make_shortcut, se_layer
+from searchspace.blocks.shortcut import SE_ROUND, ResidualBlock, make_shortcut, se_layer
 from searchspace.layers import ACTIVATIONS, ConvBNAct
 from searchspace.params import Param
 
@@ -22,7 +22,8 @@ PARAMS = (
           search=(32, 64)),
     Param("expansion", int, 4, "out / bottleneck channels", low=1, high=8, search=(2, 4)),
     Param("se", float, 0.0, "squeeze-excitation ratio on the block output (0 = no SE); squeeze = "
-          "make_divisible(out * se, 8)", low=0.0, high=1.0, search=(0.0, 0.25)),
+          "make_divisible(out * se, 8) (see se_round; SE-ResNet: 0.0625)", low=0.0, high=1.0, search=(0.0, 0.25)),
+    SE_ROUND,
     Param("avg_down", bool, False, "ResNet-D shortcut: average pool then 1x1 conv", search=(False, True)),
     Param("act", str, "relu", "activation", choices=ACTIVATIONS, search=("relu", "swish")),
 )
@@ -33,11 +34,17 @@ def group_width(out: int, expansion: int, base_width: int) -> int:
     return int(out / expansion * (base_width / 64.0))
 
 
-def check(args: BlockArgs, path: str) -> None:
+def checked_group_width(args: BlockArgs, path: str) -> int:
+    """Channels per group of a bottleneck-shaped block; GenotypeError when that is 0."""
     per_group = group_width(args.out, args["expansion"], args["base_width"])
     require(per_group >= 1, f"{path}.base_width",
             f"out {args.out} / expansion {args['expansion']} * base_width {args['base_width']} / 64 "
             f"gives 0 channels per group; use a larger out or base_width or a smaller expansion")
+    return per_group
+
+
+def check(args: BlockArgs, path: str) -> None:
+    checked_group_width(args, path)
 
 
 def build(args: BlockArgs) -> nn.Module:
@@ -47,7 +54,7 @@ def build(args: BlockArgs) -> nn.Module:
         ConvBNAct(args.in_ch, width, 1, act=act),
         ConvBNAct(width, width, 3, args.stride, groups=groups, act=act),
         ConvBNAct(width, args.out, 1, act="identity"),
-        *se_layer(args.out, args["se"]),
+        *se_layer(args.out, args["se"], args["se_round"]),
     )
     return ResidualBlock(body, make_shortcut(args.in_ch, args.out, args.stride, args["avg_down"]), act)
 

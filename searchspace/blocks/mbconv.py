@@ -3,7 +3,8 @@
 1x1 expand (only when the expanded width differs from the input) -> depthwise kxk (stride) ->
 optional squeeze-excitation -> linear 1x1 project; identity residual when stride 1 and in == out.
 ``fused``: the expand and depthwise convs become one kxk conv (EfficientNetV2 Fused-MBConv).
-With ``expand: 1`` and not fused this is the depthwise-separable block.
+With ``expand: 1`` and not fused this is the depthwise-separable block; with ``project_act``
+and ``skip: false`` too it is MobileNetV1's (timm's ``dsa``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ PARAMS = (
     Param("act", str, "relu", "activation after expand and depthwise convs", choices=ACTIVATIONS,
           search=("relu", "hswish", "swish")),
     Param("fused", bool, False, "fuse expand + depthwise into one kxk conv (Fused-MBConv)"),
+    Param("skip", bool, True, "identity residual when stride 1 and in == out (false: never, timm's noskip)",
+          omit_default=True),
+    Param("project_act", bool, False, "act after the 1x1 projection too (MobileNetV1)", omit_default=True),
 )
 
 
@@ -60,9 +64,9 @@ class MBConv(nn.Module):
             squeeze = se_channels(base, args["se"], args["se_divisor"])
             layers.append(SqueezeExcite(hidden, squeeze, act=args["se_act"], gate=args["gate"]))
         if not single_conv:
-            layers.append(ConvBNAct(hidden, args.out, 1, act="identity"))
+            layers.append(ConvBNAct(hidden, args.out, 1, act=act if args["project_act"] else "identity"))
         self.body = nn.Sequential(*layers)
-        self.residual = args.stride == 1 and args.in_ch == args.out
+        self.residual = args.stride == 1 and args.in_ch == args.out and args["skip"]
 
     def forward(self, x):
         out = self.body(x)

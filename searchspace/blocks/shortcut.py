@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from searchspace.layers import SqueezeExcite, activation, make_divisible
+from searchspace.params import Param
 
 
 def make_shortcut(in_ch: int, out: int, stride: int, avg_down: bool) -> nn.Module:
@@ -23,11 +24,17 @@ def make_shortcut(in_ch: int, out: int, stride: int, avg_down: bool) -> nn.Modul
     return nn.Sequential(pool, nn.Conv2d(in_ch, out, 1, bias=False), nn.BatchNorm2d(out))
 
 
-def se_layer(out: int, ratio: float) -> list[nn.Module]:
-    """SE on a block output: squeeze make_divisible(out * ratio, 8), ReLU, sigmoid (none at 0)."""
+SE_ROUND = Param("se_round", str, "make_divisible", "rounding of the SE width to a multiple of 8: "
+                 "make_divisible (up 8 more when it loses over 10%) or timm (nearest, at least 8: timm's "
+                 "SEModule, SE-ResNet)", choices=("make_divisible", "timm"), omit_default=True)
+
+
+def se_layer(out: int, ratio: float, rounding: str = "make_divisible") -> list[nn.Module]:
+    """SE on a block output: squeeze ``out * ratio`` rounded to 8 (see SE_ROUND), ReLU, sigmoid (none at 0)."""
     if ratio <= 0:
         return []
-    return [SqueezeExcite(out, make_divisible(out * ratio, 8), act="relu", gate="sigmoid")]
+    squeeze = make_divisible(out * ratio, 8, round_limit=0.0 if rounding == "timm" else 0.9)
+    return [SqueezeExcite(out, squeeze, act="relu", gate="sigmoid")]
 
 
 class ResidualBlock(nn.Module):
