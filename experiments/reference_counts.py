@@ -29,6 +29,12 @@ tv += ['wide_resnet50_2', 'efficientnet_v2_s', 'vgg16_bn', 'squeezenet1_1',
        'wide_resnet101_2', 'efficientnet_v2_m', 'vgg11_bn', 'vgg19_bn', 'squeezenet1_0']
 tm += ['seresnet50', 'mobilenetv1_100', 'legacy_xception', 'seresnet18', 'seresnet34', 'mobilenetv1_125']
 res.update({'efficientnet_v2_s': 384, 'efficientnet_v2_m': 480, 'legacy_xception': 299})
+# issue 14 part 1: zoo rows, then the other family members checked in tests/test_blocks_csp_dense.py
+tv += ['densenet121', 'densenet169', 'densenet201', 'densenet161']
+tm += ['cspresnet50', 'cspresnext50', 'cspdarknet53', 'darknet53', 'resnetv2_50',
+       'cspresnet50d', 'cspresnet50w', 'darknet17', 'darknet21', 'resnetv2_18', 'resnetv2_34', 'resnetv2_101']
+res.update({n: 256 for n in ('cspresnet50', 'cspresnext50', 'cspdarknet53', 'darknet53', 'cspresnet50d',
+                             'cspresnet50w', 'darknet17', 'darknet21')})
 out = {}
 for n in sys.argv[1:] or tv + tm:
     m = getattr(tvm, n)() if n in tv else timm.create_model(n)

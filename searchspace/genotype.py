@@ -48,7 +48,7 @@ class BlockSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        params = canonical_params(self.params, FAMILIES[self.type].params)
+        params = canonical_params(self.params, FAMILIES[self.type].entry_params(self.params, self.type))
         return {"type": self.type, "repeat": self.repeat, "out": self.out, "stride": self.stride, **params}
 
 
@@ -166,7 +166,7 @@ def parse_block(raw: Any, path: str) -> BlockSpec:
     repeat = REPEAT.check(raw.get("repeat", 1), f"{path}.repeat")
     out = OUT.check(raw["out"], f"{path}.out")
     stride = stride_param.check(raw.get("stride", 1), f"{path}.stride")
-    params = check_params(raw, family.params, path, reserved=BLOCK_COMMON)
+    params = check_params(raw, family.entry_params(raw, path), path, reserved=BLOCK_COMMON)
     return BlockSpec(type=block_type, out=out, stride=stride, repeat=repeat, params=params)
 
 

@@ -100,9 +100,12 @@ def resolve(genotype: Genotype, in_channels: int | None = None) -> ResolvedNetwo
         for j, spec in enumerate(stage):
             path = f"stages[{s}].blocks[{j}]"
             family = FAMILIES[spec.type]
-            params = channels(spec.params, family.channel_params)
+            inner = family.inner(spec.params)
+            params = channels(spec.params, family.channel_params + (inner.channel_params if inner else ()))
+            params = {k: (scale_repeats(v, depth) if k in family.depth_params else v) for k, v in params.items()}
             out = scale_channels(spec.out, width, divisor)
-            for r in range(scale_repeats(spec.repeat, depth)):
+            repeats = spec.repeat if family.depth_params else scale_repeats(spec.repeat, depth)
+            for r in range(repeats):
                 stride = spec.stride if r == 0 else 1
                 if stride > 1 and size < 2:
                     raise GenotypeError(

@@ -9,7 +9,7 @@ with ``suggest_categorical``) and always returns a valid :class:`Genotype`.
 
 from __future__ import annotations
 
-import math
+import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -89,6 +89,7 @@ class Space:
         self.family_values = {name: self._values(name) for name in self._used_types()}
 
     def _used_types(self) -> list[str]:
+        """The stages' families, then the families they wrap (a csp entry's inner blocks)."""
         seen: list[str] = []
         for i, stage in enumerate(self.config.stages):
             for t in stage.types:
@@ -96,7 +97,8 @@ class Space:
                     raise GenotypeError(f"space.stages[{i}].types", f"{t} is not one of {fmt_choices(tuple(FAMILIES))}")
                 if t not in seen:
                     seen.append(t)
-        return seen
+        inner = [f.name for t in seen for f in FAMILIES[t].wraps]
+        return seen + [t for t in dict.fromkeys(inner) if t not in seen]
 
     def _values(self, family_name: str) -> dict[str, list]:
         """Searchable values per parameter of a family: declared ``search`` values, config overrides."""
@@ -126,6 +128,11 @@ class Space:
             block: dict[str, Any] = {"type": block_type, "repeat": repeat, "out": out, "stride": stage.stride}
             for name, choices in self.family_values[block_type].items():
                 block[name] = trial.suggest_categorical(f"s{i}_{block_type}_{name}", choices)
+            family = FAMILIES[block_type]
+            inner = family.inner({"inner": family.param("inner").default, **block}) if family.wraps else None
+            if inner is not None:  # a wrapper: its inner family's values too, named after both
+                for name, choices in self.inner_values(block_type, inner.name).items():
+                    block[name] = trial.suggest_categorical(f"s{i}_{block_type}_{inner.name}_{name}", choices)
             stages.append({"blocks": [block]})
             channels = out
         raw = {
@@ -138,6 +145,25 @@ class Space:
         }
         return parse_genotype(raw)
 
+    def inner_values(self, wrapper: str, inner: str) -> dict[str, list]:
+        """Searched values of a wrapper's inner family, less the parameters the wrapper sets itself."""
+        family = FAMILIES[wrapper]
+        return {k: v for k, v in self.family_values[inner].items() if k not in family.param_index}
+
+    def value_combos(self, block_type: str) -> list[dict[str, Any]]:
+        """Every combination of searched values of one block type (a wrapper's with each inner's)."""
+        family = FAMILIES[block_type]
+        own = self.family_values[block_type]
+        combos = [dict(zip(own, values, strict=True)) for values in itertools.product(*own.values())]
+        if not family.wraps:
+            return combos
+        out = []
+        for combo in combos:
+            inner = family.inner({"inner": family.param("inner").default, **combo})
+            values = self.inner_values(block_type, inner.name)
+            out += [{**combo, **dict(zip(values, v, strict=True))} for v in itertools.product(*values.values())]
+        return out
+
     def random_genotype(self, rng: random.Random | int | None = None) -> Genotype:
         """A uniformly sampled genotype (seeded)."""
         return self.sample(RandomTrial(rng))
@@ -149,8 +175,7 @@ class Space:
             per_stage = 0
             for t in stage.types:
                 outs = 1 if FAMILIES[t].keeps_width(stage.stride) else len(stage.out)
-                combos = math.prod(len(v) for v in self.family_values[t].values())
-                per_stage += outs * len(stage.repeat) * combos
+                per_stage += outs * len(stage.repeat) * len(self.value_combos(t))
             total *= per_stage
         return total
 

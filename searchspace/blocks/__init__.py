@@ -5,11 +5,15 @@ from __future__ import annotations
 from searchspace.blocks import (
     basic,
     bottleneck,
+    csp,
+    darknet,
+    dense,
     fire,
     ghost,
     mbconv,
     osa,
     plain,
+    preact,
     shuffle,
     shuffle_v1,
     split_attention,
@@ -31,6 +35,10 @@ FAMILIES: dict[str, BlockFamily] = {
         fire.FAMILY,
         plain.FAMILY,
         shuffle_v1.FAMILY,
+        dense.FAMILY,
+        csp.FAMILY,
+        darknet.FAMILY,
+        preact.FAMILY,
     )
 }
 

@@ -49,6 +49,11 @@ class BlockFamily:
     ``output_size(size, stride)`` is the spatial size after the block.
     ``keeps_width(stride)`` is True when a block at that stride must output its input width (a
     stride-1 ShuffleNetV2 unit); ``check`` enforces it, the space and the latency table read it.
+    ``depth_params`` count layers inside one block (a dense block's layers): the depth multiplier
+    scales them (ceil) and leaves the entry's ``repeat`` alone.
+    ``wraps`` makes a stage wrapper (CSP): its ``inner`` parameter names one of these families, whose
+    parameters the entry carries too (those the wrapper does not declare itself; a parameter both
+    declare, such as ``act``, is the wrapper's and is passed on to the inner blocks).
     """
 
     name: str
@@ -60,6 +65,8 @@ class BlockFamily:
     output_size: Callable[[int, int], int] = conv_output_size
     strides: tuple[int, ...] = (1, 2)
     keeps_width: Callable[[int], bool] = free_width
+    depth_params: tuple[str, ...] = ()
+    wraps: tuple[BlockFamily, ...] = ()
     param_index: dict[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -67,6 +74,24 @@ class BlockFamily:
 
     def param(self, name: str) -> Param:
         return self.param_index[name]
+
+    def inner(self, params: dict[str, Any]) -> BlockFamily | None:
+        """The family a wrapper entry runs on its blocks (its ``inner`` value); None for other families."""
+        if not self.wraps:
+            return None
+        return next(f for f in self.wraps if f.name == params["inner"])
+
+    def inner_params(self, inner: BlockFamily) -> tuple[Param, ...]:
+        """The parameters an entry takes from its inner family: those this wrapper does not declare."""
+        return tuple(p for p in inner.params if p.name not in self.param_index)
+
+    def entry_params(self, raw: dict[str, Any], path: str) -> tuple[Param, ...]:
+        """Every parameter an entry of this family declares; a wrapper's depend on its ``inner`` value."""
+        if not self.wraps:
+            return self.params
+        declared = self.param("inner")
+        inner = self.inner({"inner": declared.check(raw.get("inner", declared.default), f"{path}.inner")})
+        return self.params + self.inner_params(inner)
 
 
 def require(condition: bool, path: str, message: str) -> None:
