@@ -55,6 +55,14 @@ REFERENCE: dict[str, tuple[int, int]] = {
     "vgg16_bn": (138365992, 15470264320),
     "squeezenet1_1": (1235496, 349151936),
     "shufflenet_v1_g3": (1865728, 137460672),
+    # issue 14, part 1
+    "densenet121": (7978856, 2834161664),
+    "densenet169": (14149480, 3359843328),
+    "cspresnet50": (21616168, 4517240832),
+    "cspresnext50": (20569896, 4014948352),
+    "cspdarknet53": (27642184, 6533652480),
+    "darknet53": (41609928, 9285115904),
+    "resnetv2_50": (25549352, 4089184256),
 }
 
 # Counting MACs of the big networks at full resolution is slow: only those below this are counted.
