@@ -35,7 +35,7 @@ OTHER_TIMM_KINDS = {"uir": "universal inverted residual", "mha": "multi-head att
 ACT_CODES = {"relu": "re", "relu6": "r6", "hswish": "hs", "swish": "sw"}
 CODE_ACTS = {code: act for act, code in ACT_CODES.items()}
 TIMM_ACT_NAMES = {"relu": "relu", "relu6": "relu6", "hswish": "hard_swish", "swish": "swish",
-                  "identity": "identity", "sigmoid": "sigmoid", "hsigmoid": "hard_sigmoid"}
+                  "leaky_relu": "leaky_relu", "identity": "identity", "sigmoid": "sigmoid", "hsigmoid": "hard_sigmoid"}
 ALIASES = {"hard_swish": "hswish", "silu": "swish", "hard_sigmoid": "hsigmoid"}
 OPTION_NAMES = {"r": "repeats", "k": "kernel", "s": "stride", "e": "expansion", "c": "channels", "se": "se ratio"}
 REQUIRED = {"ir": "rksec", "ds": "rksc", "dsa": "rksc", "er": "rksec", "cn": "rksc"}

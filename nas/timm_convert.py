@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from nas.timm_arch import (
+    ACT_CODES,
     Layer,
     TimmArchError,
     TimmBlock,
@@ -148,8 +149,8 @@ def genotype_to_timm(genotype: Genotype) -> TimmArch:
                                     f"separable block (dsa: expand 1, not fused); this one is timm's {kind}")
             if kind == "cn" and p["se"] > 0:
                 raise TimmArchError(f"{path}.se: a fused block with expansion 1 is timm's cn, which has no SE")
-            if p["act"] != settings.act and p["act"] == "identity":
-                raise TimmArchError(f"{path}.act: identity has no timm n<act> code (re, r6, hs, sw)")
+            if p["act"] != settings.act and p["act"] not in ACT_CODES:
+                raise TimmArchError(f"{path}.act: {p['act']} has no timm n<act> code (re, r6, hs, sw)")
             expand = None
             if kind in ("ir", "er"):
                 expand = p["expand"] if p["mid"] is None else _ratio(mids, ins, path)
