@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import pickle
 import tarfile
 import urllib.request
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from predictors.cifar_pickle import load_batch
 from searchspace.errors import NasError
 
 NAMES = ("fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder", "synthetic")
@@ -218,8 +218,8 @@ def _unpickle(path: Path) -> dict:
         raise DatasetError(f"{path}: missing (expected the CIFAR python batch {path.name})")
     try:
         with path.open("rb") as f:
-            data = pickle.load(f, encoding="bytes")
-    except Exception as err:  # any unpickling failure means a bad file
+            data = load_batch(f)  # refuses every global but numpy's array reconstruction: no code runs
+    except Exception as err:  # any unpickling failure (a refused global included) means a bad file
         raise DatasetError(f"{path}: not a CIFAR python batch ({err.__class__.__name__}: {err})") from None
     if not isinstance(data, dict) or b"data" not in data:
         raise DatasetError(f"{path}: not a CIFAR python batch (expected a dict with b'data')")
