@@ -218,9 +218,9 @@ def _read_model(path: Path) -> tuple[dict, Additive]:
     """The header and regressor of a model file; ValueError (or an I/O error) if it is anything else."""
     if path.stat().st_size > MAX_MODEL_BYTES:
         raise ValueError(f"{path.stat().st_size / 2**20:.0f} MiB is larger than a model file can be")
+    if not zipfile.is_zipfile(path):  # a pickle (joblib files of older versions), text, a lone array, ...
+        raise ValueError("not the .npz archive of numbers it writes; an older joblib model must be fitted again")
     archive = np.load(path, allow_pickle=False)
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError("a single array, not a model archive")
     with archive:
         unpacked = sum(info.file_size for info in archive.zip.infolist())
         if unpacked > MAX_MODEL_BYTES:
