@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, fields
 
 from searchspace.errors import NasError
 from searchspace.layers import ACTIVATIONS, GATES, make_divisible
-from searchspace.params import Param, check_params
+from searchspace.params import MAX_CHANNELS, MAX_CLASSES, Param, check_params
 
 KINDS = ("ir", "ds", "dsa", "er", "cn")
 OTHER_TIMM_KINDS = {"uir": "universal inverted residual", "mha": "multi-head attention",
@@ -164,10 +164,10 @@ SETTING_PARAMS = (
     Param("model", str, "efficientnet", "timm class: efficientnet (1x1 conv-BN-act head before pooling) or "
           "mobilenetv3 (pool, then 1x1 conv with bias + act: our head.hidden)",
           choices=("efficientnet", "mobilenetv3")),
-    Param("stem", int, 32, "stem_size: stem conv width (before width scaling)", low=1),
+    Param("stem", int, 32, "stem_size: stem conv width (before width scaling)", low=1, high=MAX_CHANNELS),
     Param("stem_kernel", int, 3, "stem conv kernel (EfficientNet's stem_kernel_size)", choices=(1, 3, 5, 7)),
     Param("num_features", int, 1280, "efficientnet: head conv width (0 = none); mobilenetv3: width of "
-          "the conv after pooling (our head.hidden); before width scaling", low=0),
+          "the conv after pooling (our head.hidden); before width scaling", low=0, high=MAX_CHANNELS),
     Param("act", str, "relu", "act_layer: stem, head and every block without an n<act> option",
           choices=ACTIVATIONS),
     Param("se_gate", str, "sigmoid", "SE gate_layer", choices=GATES),
@@ -185,8 +185,8 @@ SETTING_PARAMS = (
     Param("resolution", int, 224, "input resolution (input.resolution)", low=8, high=4096),
     Param("scaled_resolution", int, None, "resolution of this variant (scaling.resolution)",
           low=8, high=4096, nullable=True),
-    Param("in_chans", int, 3, "input channels", low=1),
-    Param("num_classes", int, 1000, "classifier outputs", low=1),
+    Param("in_chans", int, 3, "input channels", low=1, high=MAX_CHANNELS),
+    Param("num_classes", int, 1000, "classifier outputs", low=1, high=MAX_CLASSES),
     Param("dropout", float, 0.0, "drop_rate before the classifier", low=0.0, high=0.99),
     Param("pool", str, "avg", "global_pool", choices=("avg", "max")),
 )

@@ -15,7 +15,7 @@ from typing import Any
 
 from searchspace.blocks import FAMILIES
 from searchspace.errors import GenotypeError
-from searchspace.params import Param, canonical_params, check_mapping, check_params, fmt_choices
+from searchspace.params import MAX_CHANNELS, Param, canonical_params, check_mapping, check_params, fmt_choices
 from searchspace.stems import HEAD_PARAMS, STEM_PARAMS, check_head
 
 FORMAT = "nas-genotype/1"
@@ -23,7 +23,7 @@ TOP_FIELDS = ("format", "name", "input", "stem", "stages", "head", "scaling", "p
 BLOCK_COMMON = ("type", "repeat", "out", "stride")
 
 INPUT_PARAMS = (
-    Param("channels", int, 3, "input image channels", low=1),
+    Param("channels", int, 3, "input image channels", low=1, high=MAX_CHANNELS),
     Param("resolution", int, 224, "input resolution the network is designed for", low=8, high=4096),
 )
 SCALING_PARAMS = (
@@ -34,7 +34,7 @@ SCALING_PARAMS = (
     Param("divisor", int, 8, "channel divisor for width scaling", choices=(1, 2, 4, 8, 16)),
 )
 REPEAT = Param("repeat", int, 1, "how many times the block is stacked", low=1, high=64)
-OUT = Param("out", int, None, "output channels", low=1, high=16384)
+OUT = Param("out", int, None, "output channels", low=1, high=MAX_CHANNELS)
 
 
 @dataclass

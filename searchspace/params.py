@@ -13,6 +13,9 @@ from typing import Any
 
 from searchspace.errors import GenotypeError
 
+MAX_CHANNELS = 16384    # the widest layer any channel field may ask for (before the width multiplier)
+MAX_CLASSES = 1_000_000  # classifier outputs
+
 
 def _fmt(value: Any) -> str:
     if isinstance(value, bool):

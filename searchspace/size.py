@@ -159,9 +159,9 @@ def check_size(genotype: Genotype, num_classes: int | None = None, in_channels: 
     if size.params > limit.max_params:
         worst = max(size.parts, key=lambda p: p.params)
         field, value = _widest_field(genotype, worst.path, num_classes, in_channels)
-        raise GenotypeError(field, f"{value} gives {_name(worst.path)} {worst.params:.3g} parameters and the network "
-                            f"{size.params:.3g}{_scaling_note(genotype)}, over the limit of {limit.max_params:.3g} "
-                            f"(use smaller widths, or raise the limit with {PARAMS_ENV})")
+        raise GenotypeError(field, f"{value} gives the network {size.params:.3g} parameters ({_name(worst.path)}: "
+                            f"{worst.params:.3g}{_scaling_note(genotype)}), over the limit of {limit.max_params:.3g}; "
+                            f"use smaller values or raise the limit with {PARAMS_ENV}")
     gib = size.activation_bytes / 2**30
     if gib > limit.max_activation_gib:
         worst = max(size.parts, key=lambda p: p.activation_bytes)
@@ -171,10 +171,11 @@ def check_size(genotype: Genotype, num_classes: int | None = None, in_channels: 
             value = size.resolution
         else:
             field, value = _widest_field(genotype, worst.path, num_classes, in_channels)
-        raise GenotypeError(field, f"{value} makes the network need about {gib:,.1f} GiB of activations at "
-                            f"resolution {size.resolution}, batch 1 ({_name(worst.path)} {worst.activation_bytes / 2**30:,.1f} "
-                            f"GiB){_scaling_note(genotype)}, over the limit of {limit.max_activation_gib:g} GiB "
-                            f"(use a smaller resolution or widths, or raise the limit with {ACTIVATION_ENV})")
+        raise GenotypeError(field, f"{value} gives the network about {gib:,.1f} GiB of activations at batch 1 "
+                            f"({_name(worst.path)}: {worst.activation_bytes / 2**30:,.1f} GiB, at resolution "
+                            f"{size.resolution}{_scaling_note(genotype)}), over the limit of "
+                            f"{limit.max_activation_gib:g} GiB; use a smaller resolution or fewer channels, or raise "
+                            f"the limit with {ACTIVATION_ENV}")
     return size
 
 
@@ -184,7 +185,7 @@ def _name(path: str) -> str:
 
 def _scaling_note(genotype: Genotype) -> str:
     notes = [f"{k} {genotype.scaling[k]:g}" for k in ("width", "depth") if genotype.scaling[k] != 1.0]
-    return f" at {' and '.join(notes)}" if notes else ""
+    return "".join(f", {note}" for note in notes)
 
 
 def _widest_field(genotype: Genotype, path: str, num_classes: int | None,

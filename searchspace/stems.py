@@ -21,11 +21,11 @@ from searchspace.blocks.base import conv_output_size
 from searchspace.blocks.osa import pool_output_size
 from searchspace.errors import GenotypeError
 from searchspace.layers import ACTIVATIONS, BNAct, ConvBNAct, SeparableConvBNAct, activation
-from searchspace.params import Param
+from searchspace.params import MAX_CHANNELS, MAX_CLASSES, Param
 
 STEM_PARAMS: dict[str, tuple[Param, ...]] = {
     "conv": (
-        Param("out", int, 32, "output channels", low=1),
+        Param("out", int, 32, "output channels", low=1, high=MAX_CHANNELS),
         Param("kernel", int, 3, "kernel size", choices=(1, 3, 5, 7)),
         Param("stride", int, 2, "conv stride", choices=(1, 2)),
         Param("act", str, "relu", "activation", choices=ACTIVATIONS),
@@ -33,15 +33,15 @@ STEM_PARAMS: dict[str, tuple[Param, ...]] = {
               "(3x3, no padding, ceil mode: SqueezeNet) or max2 (2x2: VGG-11)",
               choices=("none", "max", "max_ceil", "max2")),
         Param("mid", int, 0, "when > 0 the conv goes to mid channels and a second 3x3 stride-1 conv-BN-act "
-              "maps them to out (Xception: mid 32, out 64)", low=0, omit_default=True),
+              "maps them to out (Xception: mid 32, out 64)", low=0, high=MAX_CHANNELS, omit_default=True),
         Param("padding", str, "same", "conv padding: same ((kernel - 1) / 2) or valid (none: SqueezeNet, "
               "Xception)", choices=("same", "valid"), omit_default=True),
         Param("bias", bool, False, "conv bias (VGG, SqueezeNet)", omit_default=True),
         Param("norm", bool, True, "BatchNorm after each conv (false: SqueezeNet)", omit_default=True),
     ),
     "deep": (
-        Param("out", int, 64, "output channels", low=1),
-        Param("mid", int, 32, "width of the first two convs", low=1),
+        Param("out", int, 64, "output channels", low=1, high=MAX_CHANNELS),
+        Param("mid", int, 32, "width of the first two convs", low=1, high=MAX_CHANNELS),
         Param("act", str, "relu", "activation", choices=ACTIVATIONS),
         Param("pool", str, "max", "max: third conv stride 1 + 3x3 stride-2 max pool; none: third conv "
               "stride 2", choices=("none", "max")),
@@ -51,12 +51,13 @@ STEM_PARAMS: dict[str, tuple[Param, ...]] = {
 STEM_CHANNEL_PARAMS = ("out", "mid")
 
 HEAD_PARAMS: tuple[Param, ...] = (
-    Param("conv", int, 0, "1x1 conv-BN-act width before pooling (0 = none)", low=0),
-    Param("hidden", int, 0, "fully connected width after pooling, with bias and act (0 = none)", low=0),
+    Param("conv", int, 0, "1x1 conv-BN-act width before pooling (0 = none)", low=0, high=MAX_CHANNELS),
+    Param("hidden", int, 0, "fully connected width after pooling, with bias and act (0 = none)", low=0,
+          high=MAX_CHANNELS),
     Param("act", str, "relu", "activation of the head conv and hidden layer", choices=ACTIVATIONS),
     Param("pool", str, "avg", "global pooling", choices=("avg", "max")),
     Param("dropout", float, 0.0, "dropout before the classifier", low=0.0, high=0.99),
-    Param("num_classes", int, 1000, "classifier outputs", low=1),
+    Param("num_classes", int, 1000, "classifier outputs", low=1, high=MAX_CLASSES),
     Param("pool_size", int, 1, "output side of the adaptive pooling, flattened before the fully connected "
           "layers (VGG: 7)", low=1, high=16, omit_default=True),
     Param("hidden_layers", int, 1, "hidden fully connected layers of width hidden, a dropout after each "

@@ -342,7 +342,7 @@ MALFORMED = [
     ("head dropout 1", put("head", dropout=1.0),
      "head.dropout: 1 is out of range; expected a number from 0 to 0.99"),
     ("head zero classes", put("head", num_classes=0),
-     "head.num_classes: 0 is out of range; expected an integer >= 1"),
+     "head.num_classes: 0 is out of range; expected an integer from 1 to 1000000"),
     ("missing head", lambda d: d.pop("head"), "head: missing required field"),
     ("scaling width zero", put("scaling", width=0),
      "scaling.width: 0 is out of range; expected a number from 0.05 to 16"),
@@ -358,7 +358,7 @@ MALFORMED = [
     ("unknown scaling field", put("scaling", height=1.0),
      "scaling.height: unknown field; allowed fields are width, depth, resolution, divisor"),
     ("input channels zero", put("input", channels=0),
-     "input.channels: 0 is out of range; expected an integer >= 1"),
+     "input.channels: 0 is out of range; expected an integer from 1 to 16384"),
     ("empty stages", top(stages=[]), "stages: expected a non-empty list of stages"),
     ("stages not a list", top(stages={"blocks": []}), "stages: expected a non-empty list of stages"),
     ("stage not a mapping", lambda d: d["stages"].__setitem__(1, "mbconv"),
@@ -472,7 +472,7 @@ def test_cli_show_malformed_prints_one_line_and_exits_2(case, tmp_path, capsys):
     (["show", "zoo:mobilenet_v3_large", "--width", "0"],
      "scaling.width: 0 is out of range; expected a number from 0.05 to 16"),
     (["show", "zoo:mobilenet_v3_large", "--num-classes", "0"],
-     "head.num_classes: 0 is out of range; expected an integer >= 1"),
+     "head.num_classes: 0 is out of range; expected an integer from 1 to 1000000"),
 ], ids=["unknown zoo", "missing file", "resolution too small", "width zero", "zero classes"])
 def test_cli_show_user_errors(argv, message, capsys):
     assert cli_main(argv) == 2

@@ -15,13 +15,13 @@ from torch import nn
 
 from searchspace.blocks.base import BlockArgs, BlockFamily, require
 from searchspace.layers import ACTIVATIONS, BNAct
-from searchspace.params import Param
+from searchspace.params import MAX_CHANNELS, Param
 
 PARAMS = (
     Param("layers", int, 4, "dense layers in the block (follows the depth multiplier)", low=1, high=128,
           search=(2, 3)),
     Param("growth", int, None, "growth rate: channels each layer adds (follows the width multiplier); "
-          "null: max(1, int(out * share / layers))", low=1, nullable=True),
+          "null: max(1, int(out * share / layers))", low=1, high=MAX_CHANNELS, nullable=True),
     Param("share", float, 0.5, "when growth is null: the share of out the layers make", low=0.05, high=0.95,
           search=(0.5, 0.75)),
     Param("bn_size", int, 4, "each layer's 1x1 conv width: bn_size * growth", low=1, high=8, search=(2, 4)),

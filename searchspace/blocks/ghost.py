@@ -17,7 +17,7 @@ from torch import nn
 from searchspace.blocks.base import BlockArgs, BlockFamily
 from searchspace.blocks.mbconv import expanded_width as mbconv_expanded_width
 from searchspace.layers import ACTIVATIONS, ConvBNAct, SqueezeExcite, se_channels
-from searchspace.params import Param
+from searchspace.params import MAX_CHANNELS, Param
 
 PARAMS = (
     Param("kernel", int, 3, "depthwise kernel size (stride-2 conv and shortcut)", choices=(3, 5, 7),
@@ -25,7 +25,7 @@ PARAMS = (
     Param("expand", float, 3.0, "expansion ratio: expanded width = make_divisible(in * expand, 4)",
           low=1.0, high=8.0, search=(3.0, 4.0, 6.0)),
     Param("mid", int, None, "explicit expanded width (overrides expand; follows the width multiplier)",
-          low=1, nullable=True),
+          low=1, high=MAX_CHANNELS, nullable=True),
     Param("se", float, 0.0, "squeeze-excitation ratio of the expanded width (0 = no SE)", low=0.0,
           high=1.0, search=(0.0, 0.25)),
     Param("ratio", int, 2, "ghost ratio: 1 / ratio of each ghost module's output comes from its 1x1 conv",

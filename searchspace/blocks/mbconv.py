@@ -13,14 +13,14 @@ from torch import nn
 
 from searchspace.blocks.base import BlockArgs, BlockFamily
 from searchspace.layers import ACTIVATIONS, GATES, ConvBNAct, SqueezeExcite, make_divisible, se_channels
-from searchspace.params import Param
+from searchspace.params import MAX_CHANNELS, Param
 
 PARAMS = (
     Param("kernel", int, 3, "depthwise kernel size", choices=(3, 5, 7), search=(3, 5, 7)),
     Param("expand", float, 6.0, "expansion ratio: expanded width = make_divisible(in * expand, 8)",
           low=1.0, high=8.0, search=(3.0, 4.0, 6.0)),
     Param("mid", int, None, "explicit expanded width (overrides expand; follows the width multiplier)",
-          low=1, nullable=True),
+          low=1, high=MAX_CHANNELS, nullable=True),
     Param("se", float, 0.0, "squeeze-excitation ratio (0 = no SE)", low=0.0, high=1.0, search=(0.0, 0.25)),
     Param("se_from", str, "expanded", "SE width measured from the block input (EfficientNet) or the "
           "expanded width (MobileNetV3)", choices=("input", "expanded")),

@@ -16,10 +16,10 @@ from torch import nn
 
 from searchspace.blocks.base import BlockArgs, BlockFamily, require
 from searchspace.layers import ACTIVATIONS, ConvBNAct, SeparableConvBNAct
-from searchspace.params import Param
+from searchspace.params import MAX_CHANNELS, Param
 
 PARAMS = (
-    Param("mid", int, 128, "width of the 3x3 layers (follows the width multiplier)", low=1),
+    Param("mid", int, 128, "width of the 3x3 layers (follows the width multiplier)", low=1, high=MAX_CHANNELS),
     Param("layers", int, 5, "number of 3x3 layers whose outputs are aggregated", low=1, high=10,
           search=(3, 4, 5)),
     Param("residual", bool, False, "identity residual (needs stride 1 and in == out)"),
