@@ -4,10 +4,11 @@ Warm-up, then timed repetitions in interleaved rounds (round-robin over the cand
 together, so drift hits all of them alike), each repetition timed on its own; the result is the
 median with the inter-quartile range, flagged ``noisy`` when IQR / median exceeds a threshold.
 Repetitions adapt: a round lasts about ``round_seconds`` per candidate and a candidate stops early
-once its spread is small. Backends: ``torch`` (eager, eval, inference mode, channels_last when it is
-faster), ``torchscript`` (trace + freeze) and ``onnxruntime`` (legacy exporter, intra-op threads set).
-Every result carries the device fingerprint and is cached on disk, keyed by (genotype hash,
-fingerprint, resolution, batch), so a candidate is never measured twice.
+once its spread is small. Backends: ``torch`` (eager, eval, inference mode, channels_last unless
+told otherwise), ``torchscript`` (trace + freeze) and ``onnxruntime`` (legacy exporter, intra-op
+threads set). Every result carries its conditions (backend, device, threads, memory format, batch,
+resolution, device fingerprint) and is cached on disk, keyed by (genotype hash, fingerprint,
+resolution, batch, memory format), so a candidate is never measured twice.
 """
 
 from __future__ import annotations
@@ -23,13 +24,17 @@ from dataclasses import asdict, dataclass, fields, replace
 import torch
 from torch import nn
 
-from predictors.fingerprint import Fingerprint, fingerprint
+from predictors.fingerprint import BACKENDS, DEVICES, Fingerprint, fingerprint
 from predictors.latency_cache import LatencyCache
+from searchspace.errors import NasError
 from searchspace.genotype import Genotype
 
 Runner = Callable[[], object]
+Clock = Callable[[], float]
 DEFAULT = "default"
-FORMAT_TRIALS = 3  # runs per memory format when choosing the faster one (the best run counts)
+MEMORY_FORMATS = ("channels_last", "contiguous")
+CHANNELS_LAST_HOWTO = ("to run it the same way: model = model.to(memory_format=torch.channels_last) and "
+                       "x = x.to(memory_format=torch.channels_last)")
 _default_cache: LatencyCache | None = None
 
 
@@ -46,10 +51,11 @@ class MeasureConfig:
     reps: int = 60  # most timed repetitions per candidate
     min_reps: int = 10  # fewest before stopping early
     rounds: int = 5
+    min_rounds: int = 2  # rounds before a candidate may stop early
     round_seconds: float = 0.3  # time per candidate per round (decides reps per round)
     target_spread: float = 0.02  # stop early when IQR / median is below this
     noise_threshold: float = 0.10  # IQR / median above this: flagged noisy
-    channels_last: bool | None = None  # None: use it when it is faster (torch backend)
+    memory_format: str | None = None  # channels_last or contiguous; None: the backend's (see memory_format_of)
 
 
 # Careful measurements: about 6 s per network (1 s per round), 30 to 180 repetitions, no early stop.
@@ -99,6 +105,13 @@ class Measurement:
     fingerprint: dict
     cached: bool = False
 
+    @property
+    def conditions(self) -> dict:
+        """What this number is valid for: backend, device, threads, memory format, batch, resolution,
+        device fingerprint id (plain data, e.g. for a genotype's ``provenance.latency_conditions``)."""
+        return conditions_of(self.backend, self.device, self.threads, self.memory_format, self.batch,
+                             self.resolution, self.fingerprint.get("id"))
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out.pop("cached")
@@ -108,6 +121,50 @@ class Measurement:
     def from_dict(cls, raw: dict, cached: bool = True) -> Measurement:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in names and k != "cached"}, cached=cached)
+
+
+def conditions_of(backend: str, device: str, threads: int, memory_format: str, batch: int, resolution: int,
+                  fingerprint_id: str | None) -> dict:
+    """The plain conditions dict of a latency (measured or predicted); one shape everywhere."""
+    return {"backend": backend, "device": device, "threads": threads, "memory_format": memory_format,
+            "batch": batch, "resolution": resolution, "fingerprint_id": fingerprint_id}
+
+
+def memory_format_of(config: MeasureConfig) -> str:
+    """The memory format a whole network (and each lookup-table part) runs in under ``config``.
+
+    The torch backend runs channels_last unless ``config.memory_format`` says otherwise (oneDNN's
+    preferred layout for convolutions; one fixed format, so that a user can reproduce the number and
+    the lookup table profiles its parts in the same one); torchscript and onnxruntime run contiguous.
+    """
+    if config.memory_format is not None and config.memory_format not in MEMORY_FORMATS:
+        raise NasError(f"memory_format: {config.memory_format!r} is not one of {', '.join(MEMORY_FORMATS)}")
+    if config.backend != "torch":
+        return "contiguous"
+    return config.memory_format or "channels_last"
+
+
+def config_from_conditions(conditions: dict, base: MeasureConfig | None = None,
+                           where: str = "latency_conditions") -> MeasureConfig:
+    """``base`` with the backend, device, threads, memory format, batch and resolution of a conditions dict
+    (keys missing from it keep ``base``'s values); NasError naming the field for a bad value."""
+    if not isinstance(conditions, dict):
+        raise NasError(f"{where}: expected a mapping of backend, threads, memory_format, batch, resolution")
+    config = base or MeasureConfig()
+    allowed = {"backend": BACKENDS, "device": DEVICES, "memory_format": MEMORY_FORMATS}
+    changes: dict = {}
+    for key, choices in allowed.items():
+        if conditions.get(key) is not None:
+            if conditions[key] not in choices:
+                raise NasError(f"{where}.{key}: {conditions[key]!r} is not one of {', '.join(choices)}")
+            changes[key] = conditions[key]
+    for key in ("threads", "batch", "resolution"):
+        value = conditions.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise NasError(f"{where}.{key}: {value!r} is not a positive integer")
+            changes[key] = value
+    return replace(config, **changes)
 
 
 def default_cache() -> LatencyCache:
@@ -134,13 +191,13 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _median_of(run: Runner, n: int, device: str) -> float:
+def _median_of(run: Runner, n: int, device: str, clock: Clock = time.perf_counter) -> float:
     times = []
     for _ in range(n):
-        start = time.perf_counter()
+        start = clock()
         run()
         _sync(device)
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
@@ -155,7 +212,8 @@ def _torch_runner(model: nn.Module, x: torch.Tensor) -> Runner:
 def make_runner(model: nn.Module, x: torch.Tensor, config: MeasureConfig) -> tuple[Runner, str]:
     """A zero-argument callable running ``model`` on ``x`` with the configured backend.
 
-    Returns the runner and the memory format used. The caller sets the thread count.
+    Returns the runner and the memory format used (:func:`memory_format_of`). The caller sets the
+    thread count.
     """
     model = model.eval().to(config.device)
     x = x.to(config.device)
@@ -171,22 +229,10 @@ def make_runner(model: nn.Module, x: torch.Tensor, config: MeasureConfig) -> tup
         return run, "contiguous"
     if config.backend == "onnxruntime":
         return _onnx_runner(model, x, config), "contiguous"
-    plain = _torch_runner(model, x)
-    use_cl = config.channels_last
-    if use_cl is None and x.dim() == 4:
-        cl_model = model.to(memory_format=torch.channels_last)
-        cl_x = x.contiguous(memory_format=torch.channels_last)
-        cl = _torch_runner(cl_model, cl_x)
-        cl()
-        t_cl = min(_median_of(cl, 1, config.device) for _ in range(FORMAT_TRIALS))
-        model = model.to(memory_format=torch.contiguous_format)
-        plain()
-        use_cl = t_cl < 0.97 * min(_median_of(plain, 1, config.device) for _ in range(FORMAT_TRIALS))
-    if use_cl and x.dim() == 4:
+    if memory_format_of(config) == "channels_last" and x.dim() == 4:
         model = model.to(memory_format=torch.channels_last)
         return _torch_runner(model, x.contiguous(memory_format=torch.channels_last)), "channels_last"
-    model.to(memory_format=torch.contiguous_format)
-    return plain, "contiguous"
+    return _torch_runner(model, x), "contiguous"
 
 
 def _onnx_runner(model: nn.Module, x: torch.Tensor, config: MeasureConfig) -> Runner:
@@ -218,12 +264,16 @@ def summarize(samples: Sequence[float], memory_format: str = "contiguous") -> Ti
     return Timing(statistics.median(samples), q25, q75, min(samples), len(samples), memory_format)
 
 
-def time_runners(runners: Sequence[Runner], config: MeasureConfig) -> list[list[float]]:
-    """Repetition times (ms) of each runner: warm-up, then interleaved rounds with adaptive counts."""
+def time_runners(runners: Sequence[Runner], config: MeasureConfig, clock: Clock = time.perf_counter) -> list[list[float]]:
+    """Repetition times (ms) of each runner: warm-up, then interleaved rounds with adaptive counts.
+
+    A runner stops once it has ``min_reps`` repetitions over ``min_rounds`` rounds and its spread
+    (IQR / median) is at most ``target_spread``; otherwise it runs up to ``reps``.
+    """
     per_round_max = max(1, -(-config.reps // config.rounds))
     estimates = []
     for run in runners:
-        estimates.append(max(_median_of(run, max(1, config.warmup), config.device), 1e-6))
+        estimates.append(max(_median_of(run, max(1, config.warmup), config.device, clock), 1e-6))
     samples: list[list[float]] = [[] for _ in runners]
     done = [False] * len(runners)
     for r in range(config.rounds):
@@ -235,12 +285,12 @@ def time_runners(runners: Sequence[Runner], config: MeasureConfig) -> list[list[
                 n = max(n, config.min_reps - len(samples[i]))
             n = min(n, config.reps - len(samples[i]))
             for _ in range(n):
-                start = time.perf_counter()
+                start = clock()
                 run()
                 _sync(config.device)
-                samples[i].append((time.perf_counter() - start) * 1e3)
+                samples[i].append((clock() - start) * 1e3)
             enough = len(samples[i]) >= config.min_reps and summarize(samples[i]).spread <= config.target_spread
-            if len(samples[i]) >= config.reps or (r >= 1 and enough):
+            if len(samples[i]) >= config.reps or (r + 1 >= config.min_rounds and enough):
                 done[i] = True
     return samples
 
@@ -274,8 +324,9 @@ def measure_many(genotypes: Sequence[Genotype], config: MeasureConfig | None = N
     fid = fp.id()
     results: list[Measurement | None] = [None] * len(genotypes)
     todo = []
+    fmt = memory_format_of(config)
     for i, g in enumerate(genotypes):
-        hit = cache.lookup(g.hash(), fid, _resolution(g, config), config.batch) if cache is not None else None
+        hit = cache.lookup(g.hash(), fid, _resolution(g, config), config.batch, fmt) if cache is not None else None
         if hit is not None and not hit.get("noisy"):  # a noisy result is not trusted twice: measured again
             results[i] = Measurement.from_dict(hit)
         else:
@@ -313,7 +364,7 @@ def _record(genotype: Genotype, timing: Timing, config: MeasureConfig, fp: Finge
         warnings.warn(f"latency of {m.genotype_hash} is noisy: IQR {m.iqr_ms:.3g} ms is "
                       f"{timing.spread:.0%} of the median {m.median_ms:.3g} ms", RuntimeWarning, stacklevel=3)
     if cache is not None:
-        cache.store(m.genotype_hash, fp.id(), res, config.batch, m.to_dict())
+        cache.store(m.genotype_hash, fp.id(), res, config.batch, m.memory_format, m.to_dict())
     return m
 
 
@@ -322,7 +373,8 @@ def measure_latency(genotype: Genotype, config: MeasureConfig | None = None,
     """Measure (or fetch from the cache) the latency of one genotype.
 
     ``overrides`` replace fields of ``config`` (``backend``, ``threads``, ``batch``, ``resolution``,
-    ``device``, ``warmup``, ``reps``, ...). ``cache=None`` disables the cache.
+    ``device``, ``memory_format``, ``warmup``, ``reps``, ...). ``cache=None`` disables the cache.
+    The result's ``conditions`` say what it is valid for.
     """
     config = replace(config or MeasureConfig(), **overrides)
     return measure_many([genotype], config, cache)[0]

@@ -31,7 +31,10 @@ class JsonlStore:
         self._size = -1
 
     def _refresh(self) -> None:
-        if self.path is None or not self.path.exists():
+        if self.path is None:
+            return
+        if not self.path.exists():
+            self._size = 0
             return
         size = self.path.stat().st_size
         if size == self._size:
@@ -60,10 +63,12 @@ class JsonlStore:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, separators=(",", ":")) + "\n"
-        with open(self.path, "a") as f:
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        with open(self.path, "ab") as f:
             f.write(line)
-        self._size = -1  # re-read lazily: other processes may have appended too
+            end = f.tell()
+        # in step when the file grew by exactly our line; else re-read lazily (another process appended)
+        self._size = end if self._size >= 0 and end == self._size + len(line) else -1
 
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None
@@ -77,18 +82,20 @@ class JsonlStore:
         return list(self._records.values())
 
 
-def measurement_key(genotype_hash: str, fingerprint_id: str, resolution: int, batch: int) -> str:
-    return f"{genotype_hash}|{fingerprint_id}|r{resolution}|b{batch}"
+def measurement_key(genotype_hash: str, fingerprint_id: str, resolution: int, batch: int, memory_format: str) -> str:
+    return f"{genotype_hash}|{fingerprint_id}|r{resolution}|b{batch}|{memory_format}"
 
 
 class LatencyCache(JsonlStore):
-    """Whole-network measurements keyed by (genotype hash, fingerprint, resolution, batch)."""
+    """Whole-network measurements keyed by (genotype hash, fingerprint, resolution, batch, memory format)."""
 
     def __init__(self, path: str | os.PathLike | None = "default") -> None:
         super().__init__(cache_dir() / "measurements.jsonl" if path == "default" else path)
 
-    def lookup(self, genotype_hash: str, fingerprint_id: str, resolution: int, batch: int) -> dict | None:
-        return self.get(measurement_key(genotype_hash, fingerprint_id, resolution, batch))
+    def lookup(self, genotype_hash: str, fingerprint_id: str, resolution: int, batch: int,
+               memory_format: str) -> dict | None:
+        return self.get(measurement_key(genotype_hash, fingerprint_id, resolution, batch, memory_format))
 
-    def store(self, genotype_hash: str, fingerprint_id: str, resolution: int, batch: int, record: dict) -> None:
-        self.put(measurement_key(genotype_hash, fingerprint_id, resolution, batch), record)
+    def store(self, genotype_hash: str, fingerprint_id: str, resolution: int, batch: int, memory_format: str,
+              record: dict) -> None:
+        self.put(measurement_key(genotype_hash, fingerprint_id, resolution, batch, memory_format), record)

@@ -5,10 +5,14 @@ everything deciding its cost and latency: family, channels, stride, input size a
 Per-part costs (params, MACs, memory access, kernels, element-wise work) are counted once on the
 meta device (shapes only) and cached in memory and on disk (``block_costs.jsonl``), so the features
 of a new genotype cost a resolve and a few dictionary lookups: no network is built.
+Two parts whose keys differ but which build the same module on the same input shape (a parameter
+that does not change the module, e.g. ``avg_down`` without a shortcut) share a
+:func:`part_signature`, so they are profiled and counted once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -60,6 +64,38 @@ def head_part(head: dict, in_ch: int, size: int) -> Part:
                 lambda: Head(head, in_ch, classes), "head")
 
 
+def _attribute_text(value: object) -> str:
+    """A module attribute as text: plain values by value, functions by name, anything else by identity."""
+    if isinstance(value, (bool, int, float, str, type(None))):
+        return repr(value)
+    if isinstance(value, (tuple, list)) and all(isinstance(v, (bool, int, float, str, type(None))) for v in value):
+        return repr(value)
+    name = getattr(value, "__qualname__", None)
+    if callable(value) and name is not None:
+        return f"{getattr(value, '__module__', '')}.{name}"
+    return f"{type(value).__qualname__}@{id(value)}"  # unknown: never equal to another module's
+
+
+def module_signature(module: nn.Module, in_shape: tuple[int, ...]) -> str:
+    """A hash of what decides a module's work: its tree of module types, their settings (``extra_repr``),
+    plain attributes, parameter and buffer shapes, and the input shape. Equal signatures: same module."""
+    digest = hashlib.sha256(repr(tuple(in_shape)).encode())
+    for name, m in module.named_modules():
+        attrs = sorted((k, _attribute_text(v)) for k, v in vars(m).items() if not k.startswith("_") and k != "training")
+        tensors = [(k, tuple(t.shape), str(t.dtype)) for k, t in (*m.named_parameters(recurse=False),
+                                                                  *m.named_buffers(recurse=False)) if t is not None]
+        cls = type(m)
+        digest.update(f"{name}|{cls.__module__}.{cls.__qualname__}|{m.extra_repr()}|{attrs}|{tensors}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def part_signature(part: Part) -> str:
+    """:func:`module_signature` of a part, built on the meta device (shapes only, no memory)."""
+    with torch.device("meta"):
+        module = part.build()
+    return module_signature(module, part.in_shape)
+
+
 def network_parts(genotype: Genotype, resolution: int | None = None, net: ResolvedNetwork | None = None) -> list[Part]:
     """Stem, every block instance and head of ``genotype`` (at ``resolution`` if given)."""
     if net is None:
@@ -77,6 +113,7 @@ class CostTable:
         self.store = JsonlStore(cache_dir() / "block_costs.jsonl" if path == "default" else path)
 
     def cost(self, part: Part, batch: int = 1) -> OpCost:
+        """The part's costs, counted on first use."""
         key = f"{part.key}|b{batch}"
         hit = self.store.get(key)
         if hit is None:
@@ -86,6 +123,17 @@ class CostTable:
             self.store.put(key, asdict(cost))
             return cost
         return OpCost(**{k: hit[k] for k in ("params", "macs", "mem_bytes", "kernels", "elementwise")})
+
+    def share(self, part: Part, same_as: str, batch: int = 1) -> None:
+        """Record ``part``'s costs as those of the part keyed ``same_as`` (an equal module on an equal
+        input shape), or count them if that part's are not known."""
+        if f"{part.key}|b{batch}" in self.store:
+            return
+        hit = self.store.get(f"{same_as}|b{batch}")
+        if hit is None:
+            self.cost(part, batch)
+        else:
+            self.store.put(f"{part.key}|b{batch}", {k: v for k, v in hit.items() if k != "key"})
 
 
 _cost_table: CostTable | None = None

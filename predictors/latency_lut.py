@@ -1,14 +1,14 @@
 """Latency lookup table: every distinct part (stem, block instance, head) profiled once in isolation.
 
 The table is persisted per device fingerprint and batch (``lut-<fingerprint>-b<batch>.jsonl`` under
-the cache dir). Each part is profiled in both memory formats (torch backend), because a whole
-network runs in one format, the faster one: a network's table sum is taken in the format whose sum
-is smaller. What a sum misses (per-network framework overhead, fusion, cache effects, a family that
-runs slower inside a network than alone) is learned from a few networks measured whole: the
-correction is a non-negative linear model ``measured ~ sum_f a_f * table_f + b * parts + c + ...``
-over the table sums of each part group (stem, head, each block family), fitted by relative-error
-least squares (:class:`Correction`) and stored next to the table (``.correction.json``). Missing
-entries are profiled on demand.
+the cache dir) and needs no set-up: the parts a network needs that the table lacks are profiled
+when it is first predicted, and on the first prediction without a correction a few reference
+networks are measured whole to fit one (:mod:`predictors.latency_calibration`). Parts are profiled
+in the memory format whole networks are measured in (:func:`predictors.latency.memory_format_of`),
+a part stops repeating once its spread is small, and parts that build the same module on the same
+input shape are profiled once (:func:`predictors.latency_features.part_signature`). Every network
+measured whole under the table's conditions can be added with :meth:`LatencyTable.observe`, which
+refits the correction (``lut-...-<format>.correction.json``, data in ``...-<format>.networks.jsonl``).
 """
 
 from __future__ import annotations
@@ -16,15 +16,30 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
+import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
-
 from predictors.fingerprint import fingerprint
-from predictors.latency import MeasureConfig, measure_modules
+from predictors.latency import (
+    MeasureConfig,
+    Timing,
+    conditions_of,
+    measure_many,
+    measure_modules,
+    memory_format_of,
+)
 from predictors.latency_cache import JsonlStore, cache_dir
+from predictors.latency_calibration import (
+    FULL_FEATURES,
+    PART_GROUPS,
+    Correction,
+    Observations,
+    Prediction,
+    reference_networks,
+)
 from predictors.latency_features import (
     CostTable,
     Part,
@@ -33,181 +48,184 @@ from predictors.latency_features import (
     cost_table,
     head_part,
     network_parts,
+    part_signature,
     stem_part,
 )
 from searchspace.blocks import FAMILIES, BlockArgs
-from searchspace.errors import GenotypeError, NasError
+from searchspace.errors import GenotypeError
 from searchspace.genotype import Genotype, parse_block
-from searchspace.resolve import resolve
+from searchspace.resolve import parse_genotype, resolve, with_scaling
 from searchspace.space import Space
 
-PART_PROFILE = MeasureConfig(warmup=2, reps=30, min_reps=5, rounds=3, round_seconds=0.05, target_spread=0.03)
-FORMATS = ("contiguous", "channels_last")
-PART_GROUPS = ("stem", "head", *FAMILIES)
-# the correction's features, richest first; a fit uses the richest set it has enough networks for
-FULL_FEATURES = (*(f"{g}_ms" for g in PART_GROUPS), "parts", "one", "params_m", "mem_mb")
-SMALL_FEATURES = ("table_ms", "parts", "one")
-NETWORKS_PER_FEATURE = 3
+# a part stops after one round of at least 5 repetitions once its IQR is within 3% of its median
+PART_PROFILE = MeasureConfig(warmup=2, reps=30, min_reps=5, rounds=3, min_rounds=1, round_seconds=0.05,
+                             target_spread=0.03)
+PartTimer = Callable[[Sequence[Part]], list[Timing]]  # parts -> their timings, in the table's format
+Measurer = Callable[[Sequence[Genotype]], list[float]]  # networks -> median ms measured whole
+References = Callable[[int], list[Genotype]]  # resolution -> networks to calibrate on
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """A latency prediction with an uncertainty interval (about 10% and 90% quantiles), in ms."""
-
-    ms: float
-    low_ms: float
-    high_ms: float
-
-
-@dataclass
-class Correction:
-    """measured ms ~ coef . features, non-negative, fitted on networks measured whole.
-
-    The fit minimises relative (not absolute) error, so a 5 ms network counts as much as a 100 ms
-    one. It uses :data:`FULL_FEATURES` when there are at least ``NETWORKS_PER_FEATURE`` networks per
-    feature, else :data:`SMALL_FEATURES`, and with very few networks a single factor on the table
-    sum. ``low`` / ``high`` are the 10% / 90% quantiles of the log residuals.
-    """
-
-    names: list[str]
-    coef: list[float]
-    n: int = 0
-    low: float = 0.0
-    high: float = 0.0
-
-    @classmethod
-    def identity(cls) -> Correction:
-        return cls(["table_ms"], [1.0])
-
-    @classmethod
-    def fit(cls, rows: Sequence[dict[str, float]], measured_ms: Sequence[float]) -> Correction:
-        """Fit on per-network feature dicts (see :meth:`LatencyTable.correction_features`)."""
-        from scipy.optimize import nnls
-
-        y = np.asarray(measured_ms, dtype=float)
-        n = len(y)
-        if n == 0:
-            return cls.identity()
-        for names in (FULL_FEATURES, SMALL_FEATURES):
-            if n >= NETWORKS_PER_FEATURE * len(names):
-                A = np.array([[row[k] for k in names] for row in rows])
-                coef, _ = nnls(A / y[:, None], np.ones(n))
-                break
-        else:
-            names = ("table_ms",)
-            A = np.array([[row["table_ms"]] for row in rows])
-            coef = np.array([float(np.median(y / A[:, 0]))])
-        fitted = np.maximum(A @ coef, 1e-9)
-        resid = np.log(y / fitted)
-        low, high = (np.quantile(resid, [0.1, 0.9]) if n >= 2 else (0.0, 0.0))
-        return cls(list(names), list(map(float, coef)), n, float(low), float(high))
-
-    def apply(self, row: dict[str, float]) -> float:
-        """Corrected latency (ms) of a network with feature dict ``row``."""
-        value = sum(c * row[k] for k, c in zip(self.names, self.coef, strict=True))
-        return max(value, 0.05 * row["table_ms"])  # never near zero, whatever the coefficients
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 class LatencyTable:
-    """Per-part latencies for one fingerprint and batch, plus the correction to whole networks."""
+    """Per-part latencies for one fingerprint, batch and memory format, plus the correction to whole networks.
+
+    Collaborators can be handed in (tests give fakes): ``timer`` profiles parts, ``measurer`` measures
+    whole networks, ``references`` names the first-use calibration networks, ``notify`` gets progress lines.
+    """
 
     def __init__(self, config: MeasureConfig | None = None, path: str | Path | None = None,
-                 costs: CostTable | None = None) -> None:
+                 costs: CostTable | None = None, *, timer: PartTimer | None = None, measurer: Measurer | None = None,
+                 references: References | None = None, notify: Callable[[str], None] | None = None) -> None:
         self.config = config or PART_PROFILE
+        self.memory_format = memory_format_of(self.config)
         self.fingerprint = fingerprint(self.config.backend, self.config.device, self.config.threads)
         default = cache_dir() / f"lut-{self.fingerprint.id()}-b{self.config.batch}.jsonl"
         self.path = Path(path) if path is not None else default
         self.store = JsonlStore(self.path)
         self.costs = costs or cost_table()
+        self.observations = Observations(self._beside("networks.jsonl"))
+        self.timer = timer or self._time_parts
+        self.measurer = measurer or self._measure_whole
+        self.references = references or reference_networks
+        self.notify = notify or _stderr
         self.correction = self._load_correction()
-        self._sums: dict[tuple, float] = {}
+        self._sums: dict[tuple, dict[str, float]] = {}
+        self._signatures: dict[str, str] | None = None
 
     @classmethod
     def for_this_device(cls, backend: str = "torch", threads: int | None = None, device: str = "cpu",
-                        batch: int = 1, path: str | Path | None = None, must_exist: bool = True) -> LatencyTable:
-        """The table of this machine's fingerprint; NasError if none was built (``must_exist``)."""
-        table = cls(replace(PART_PROFILE, backend=backend, threads=threads, device=device, batch=batch), path)
-        if must_exist and not table.path.exists():
-            raise NasError(f"no latency table for this device (fingerprint {table.fingerprint.id()}, batch {batch}) "
-                           f"at {table.path}; build it with `nas latency build-lut`")
-        return table
+                        batch: int = 1, path: str | Path | None = None, memory_format: str | None = None,
+                        **tools) -> LatencyTable:
+        """This machine's table for the conditions; empty on a fresh machine, filled as it is used."""
+        config = replace(PART_PROFILE, backend=backend, threads=threads, device=device, batch=batch,
+                         memory_format=memory_format)
+        return cls(config, path, **tools)
+
+    def _beside(self, suffix: str) -> Path:
+        return self.path.with_name(f"{self.path.stem}-{self.memory_format}.{suffix}")
 
     @property
     def correction_path(self) -> Path:
-        return self.path.with_suffix(".correction.json")
+        return self._beside("correction.json")
+
+    def conditions(self, resolution: int) -> dict:
+        """The conditions the table's predictions are for (as ``Measurement.conditions``)."""
+        fp = self.fingerprint
+        return conditions_of(fp.backend, fp.device, fp.threads, self.memory_format, self.config.batch, resolution,
+                             fp.id())
+
+    def whole_config(self) -> MeasureConfig:
+        """How networks are measured whole for this table (the defaults of ``nas latency``)."""
+        return replace(MeasureConfig(), backend=self.config.backend, device=self.config.device,
+                       threads=self.config.threads, batch=self.config.batch, memory_format=self.memory_format)
 
     def _load_correction(self) -> Correction:
         if not self.correction_path.exists():
             return Correction.identity()
         raw = json.loads(self.correction_path.read_text())
-        if "mean" in raw:  # written by an older version (log-ratio ridge): refit with build-lut
-            return Correction.identity()
-        return Correction(**{k: raw[k] for k in asdict(Correction.identity())})
+        return Correction(**{k: raw[k] for k in asdict(Correction.identity()) if k in raw})
+
+    def _save_correction(self) -> None:
+        self.correction_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.correction_path.with_name(f"{self.correction_path.name}.{os.getpid()}")
+        partial.write_text(json.dumps(asdict(self.correction), indent=1))
+        partial.replace(self.correction_path)  # atomic: readers never see half a file
 
     def __len__(self) -> int:
         return len(self.store)
 
+    # ---- parts -------------------------------------------------------------------------------------
+
+    def _complete(self, entry: dict | None) -> bool:
+        return entry is not None and f"{self.memory_format}_ms" in entry
+
     def missing(self, parts: Sequence[Part]) -> list[Part]:
-        """Parts without a complete entry (each distinct key once)."""
+        """Parts without an entry in the table's memory format (each distinct key once)."""
         seen: dict[str, Part] = {}
         for p in parts:
             if p.key not in seen and not self._complete(self.store.get(p.key)):
                 seen[p.key] = p
         return list(seen.values())
 
-    @staticmethod
-    def _complete(entry: dict | None) -> bool:
-        return entry is not None and all(f"{f}_ms" in entry for f in FORMATS)
+    def _time_parts(self, parts: Sequence[Part]) -> list[Timing]:
+        modules = [(p.build(), (self.config.batch, *p.in_shape)) for p in parts]
+        return measure_modules(modules, replace(self.config, memory_format=self.memory_format))
+
+    def _signature_index(self) -> dict[str, str]:
+        if self._signatures is None:
+            self._signatures = {e["signature"]: e["key"] for e in self.store.values()
+                                if "signature" in e and self._complete(e)}
+        return self._signatures
+
+    def _put(self, part: Part, signature: str, timing: dict, same_as: str | None = None) -> None:
+        old = {k: v for k, v in (self.store.get(part.key) or {}).items() if k != "key"}
+        extra = {"same_as": same_as} if same_as is not None else {}
+        self.store.put(part.key, {**old, **timing, "signature": signature, **extra})
+        self._signature_index().setdefault(signature, part.key)
+        if same_as is None:
+            self.costs.cost(part, self.config.batch)  # count its cost now: predictions need no counting
+        else:
+            self.costs.share(part, same_as, self.config.batch)
 
     def profile(self, parts: Sequence[Part], group: int = 8,
-                progress: Callable[[int, int], None] | None = None) -> int:
-        """Profile every missing part in isolation (interleaved groups), in each memory format.
+                progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+        """Profile every missing part in isolation (interleaved groups), in the table's memory format.
 
-        Returns how many parts were added. Backends other than torch run one format only.
+        A part equal to one already profiled (same :func:`part_signature`) shares its entry. Returns
+        counts: ``added`` (parts new to the table), ``measured`` and ``shared`` (added = measured + shared).
         """
         todo = self.missing(parts)
-        formats = FORMATS if self.config.backend == "torch" and self.config.device == "cpu" else FORMATS[:1]
-        for start in range(0, len(todo), group):
-            chunk = todo[start:start + group]
-            timings = {}
-            for fmt in formats:
-                config = replace(self.config, channels_last=fmt == "channels_last")
-                modules = [(p.build(), (self.config.batch, *p.in_shape)) for p in chunk]
-                timings[fmt] = measure_modules(modules, config)
-            for i, part in enumerate(chunk):
-                by_format = {fmt: timings.get(fmt, timings[formats[0]])[i] for fmt in FORMATS}
-                best = min(by_format.values(), key=lambda t: t.median_ms)
-                self.store.put(part.key, {"ms": best.median_ms, "iqr_ms": best.iqr_ms, "reps": best.reps,
-                                          **{f"{fmt}_ms": t.median_ms for fmt, t in by_format.items()}})
-                self.costs.cost(part, self.config.batch)  # count its cost now: predictions need no counting
+        index = self._signature_index()
+        by_signature: dict[str, list[Part]] = {}
+        shared = 0
+        for part in todo:
+            signature = part_signature(part)
+            if signature in index:
+                entry = self.store.get(index[signature])
+                self._put(part, signature, _timing_fields(entry, self.memory_format), index[signature])
+                shared += 1
+            else:
+                by_signature.setdefault(signature, []).append(part)
+        done, groups = shared, list(by_signature.items())
+        for start in range(0, len(groups), group):
+            chunk = groups[start:start + group]
+            timings = self.timer([same[0] for _, same in chunk])
+            for (signature, same), t in zip(chunk, timings, strict=True):
+                fields = {f"{self.memory_format}_ms": t.median_ms, "iqr_ms": t.iqr_ms, "reps": t.reps}
+                self._put(same[0], signature, fields)
+                for other in same[1:]:
+                    self._put(other, signature, fields, same[0].key)
+                done += len(same)
             if progress is not None:
-                progress(min(start + group, len(todo)), len(todo))
-        return len(todo)
+                progress(done, len(todo))
+        return {"added": len(todo), "measured": len(groups), "shared": len(todo) - len(groups)}
 
-    def group_sums(self, genotype: Genotype, resolution: int | None = None,
-                   profile_missing: bool = True) -> dict[str, float]:
-        """Table sums per part group (stem, head, each family) in the faster memory format, + parts."""
+    # ---- networks ----------------------------------------------------------------------------------
+
+    def group_sums(self, genotype: Genotype, resolution: int | None = None) -> dict[str, float]:
+        """Table sums per part group (stem, head, each family), their total and the part count.
+
+        Parts the table lacks are profiled first.
+        """
         key = (genotype.hash(), resolution)
         if key in self._sums:
             return self._sums[key]
         parts = network_parts(genotype, resolution)
-        if profile_missing:
-            self.profile(parts)
-        elif self.missing(parts):
-            raise NasError(f"latency table {self.path} lacks {len(self.missing(parts))} part(s) of {genotype.name}")
-        entries = [self.store.get(p.key) for p in parts]
-        fmt = min(FORMATS, key=lambda f: sum(e[f"{f}_ms"] for e in entries))
+        self.profile(parts)
         sums = dict.fromkeys((f"{g}_ms" for g in PART_GROUPS), 0.0)
-        for part, entry in zip(parts, entries, strict=True):
-            sums[f"{part.group}_ms"] += entry[f"{fmt}_ms"]
+        for part in parts:
+            sums[f"{part.group}_ms"] += self.store.get(part.key)[f"{self.memory_format}_ms"]
         sums["table_ms"] = sum(sums[f"{g}_ms"] for g in PART_GROUPS)
         sums["parts"] = float(len(parts))
         self._sums[key] = sums
         return sums
 
-    def table_ms(self, genotype: Genotype, resolution: int | None = None, profile_missing: bool = True) -> float:
-        """Sum of the table entries of ``genotype``'s parts in the faster memory format."""
-        return self.group_sums(genotype, resolution, profile_missing)["table_ms"]
+    def table_ms(self, genotype: Genotype, resolution: int | None = None) -> float:
+        """Sum of the table entries of ``genotype``'s parts."""
+        return self.group_sums(genotype, resolution)["table_ms"]
 
     def clear_cache(self) -> None:
         """Forget cached table sums (to time cold predictions)."""
@@ -221,22 +239,79 @@ class LatencyTable:
 
     def fit_correction(self, genotypes: Sequence[Genotype], measured_ms: Sequence[float],
                        resolution: int | None = None, save: bool = True) -> Correction:
-        """Fit (and save) the correction on networks measured whole on this device."""
+        """Fit the correction on exactly these networks (measured whole on this device); save it if asked."""
         rows = [self.correction_features(g, resolution) for g in genotypes]
         self.correction = Correction.fit(rows, measured_ms)
         if save:
-            self.correction_path.parent.mkdir(parents=True, exist_ok=True)
-            self.correction_path.write_text(json.dumps(asdict(self.correction), indent=1))
+            self._save_correction()
         return self.correction
 
+    def matches(self, conditions: dict) -> bool:
+        """Whether a measurement's conditions are this table's (fingerprint, batch, memory format)."""
+        mine = self.conditions(0)
+        return all(conditions.get(k) == mine[k] for k in ("fingerprint_id", "batch", "memory_format"))
+
+    def observe(self, genotype: Genotype, measured_ms: float, resolution: int | None = None,
+                conditions: dict | None = None) -> bool:
+        """Add one network measured whole to the correction's data and refit (see :meth:`observe_many`)."""
+        return self.observe_many([genotype], [measured_ms], resolution, conditions)
+
+    def observe_many(self, genotypes: Sequence[Genotype], measured_ms: Sequence[float], resolution: int | None = None,
+                     conditions: dict | None = None) -> bool:
+        """Add networks measured whole under this table's conditions, refit the correction on every network
+        observed so far and save it. With ``conditions`` (a measurement's) that are not the table's: nothing
+        is added and the result is False."""
+        if conditions is not None and not self.matches(conditions):
+            return False
+        for g, ms in zip(genotypes, measured_ms, strict=True):
+            self.observations.add(g, resolution or g.resolution, ms, self.correction_features(g, resolution))
+        self.refit()
+        return True
+
+    def refit(self) -> Correction:
+        """Fit the correction on every observed network and save it."""
+        rows, measured = [], []
+        for record in self.observations.records():
+            row = record["features"]
+            if not set(FULL_FEATURES) <= row.keys():  # written before a family was added: recount
+                genotype = with_scaling(parse_genotype(record["genotype"]), resolution=record["resolution"])
+                row = self.correction_features(genotype)
+            rows.append(row)
+            measured.append(record["measured_ms"])
+        self.correction = Correction.fit(rows, measured)
+        self._save_correction()
+        return self.correction
+
+    def calibrate(self, resolution: int) -> Correction:
+        """Measure the reference networks whole at ``resolution`` and fit the correction on them."""
+        networks = self.references(resolution)
+        self.notify(f"latency table: calibrating on {len(networks)} networks measured whole at resolution "
+                    f"{resolution} (first use on this device, fingerprint {self.fingerprint.id()})...")
+        for g in networks:
+            self.group_sums(g)  # their parts first, so the measurements below run back to back
+        self.observe_many(networks, self.measurer(networks))
+        return self.correction
+
+    def _measure_whole(self, genotypes: Sequence[Genotype]) -> list[float]:
+        return [m.median_ms for m in measure_many(genotypes, self.whole_config())]
+
     def predict_interval(self, genotype: Genotype, resolution: int | None = None) -> Prediction:
-        """Corrected table sum, with the correction's residual quantiles as the interval."""
-        ms = self.correction.apply(self.correction_features(genotype, resolution))
-        return Prediction(ms, min(ms, ms * math.exp(self.correction.low)), max(ms, ms * math.exp(self.correction.high)))
+        """Corrected table sum, with the correction's out-of-fold residual quantiles as the interval.
+
+        The first prediction on a device without a correction calibrates one (:meth:`calibrate`).
+        """
+        if self.correction.n == 0:
+            self.calibrate(resolution or genotype.resolution)
+        return self.correction.interval(self.correction_features(genotype, resolution))
 
     def predict(self, genotype: Genotype, resolution: int | None = None) -> float:
         """Predicted latency (ms) of ``genotype``."""
         return self.predict_interval(genotype, resolution).ms
+
+
+def _timing_fields(entry: dict, memory_format: str) -> dict:
+    return {f"{memory_format}_ms": entry[f"{memory_format}_ms"], "iqr_ms": entry.get("iqr_ms"),
+            "reps": entry.get("reps")}
 
 
 def space_parts(space: Space) -> list[Part]:

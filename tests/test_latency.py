@@ -15,7 +15,8 @@ from nas.cli import main
 from predictors.fingerprint import fingerprint
 from predictors.latency import MeasureConfig, measure_latency, summarize
 from predictors.latency_cache import LatencyCache
-from predictors.latency_lut import FULL_FEATURES, Correction, LatencyTable, space_parts
+from predictors.latency_calibration import FULL_FEATURES, Correction
+from predictors.latency_lut import LatencyTable, space_parts
 from predictors.latency_model import LatencyModel, Sample, read_measurements
 from searchspace import save_genotype
 from searchspace.errors import NasError
@@ -117,11 +118,13 @@ def test_lut_build_and_predict(tmp_path) -> None:
     assert all(p.key in keys for g in genotypes for p in features.network_parts(g))
     config = MeasureConfig(**FAST)
     table = LatencyTable(config, tmp_path / "lut.jsonl")
-    assert table.profile(parts) == len(parts) and table.profile(parts) == 0
+    first = table.profile(parts)
+    assert first["added"] == len(parts) == first["measured"] + first["shared"] and first["measured"] > 0
+    assert table.profile(parts) == {"added": 0, "measured": 0, "shared": 0}
     g = genotypes[0]
     entries = [table.store.get(p.key) for p in features.network_parts(g)]
-    by_format = [sum(e[f"{fmt}_ms"] for e in entries) for fmt in ("contiguous", "channels_last")]
-    assert table.table_ms(g) == pytest.approx(min(by_format))  # a network runs in its faster format
+    assert table.memory_format == "channels_last" and all("contiguous_ms" not in e for e in entries)  # one format
+    assert table.table_ms(g) == pytest.approx(sum(e["channels_last_ms"] for e in entries))
     measured = [2.0 * table.table_ms(x) for x in genotypes]  # a device twice as slow as its parts
     table.fit_correction(genotypes, measured)
     assert table.predict(g) == pytest.approx(measured[0], rel=0.2)
@@ -131,24 +134,50 @@ def test_lut_build_and_predict(tmp_path) -> None:
     assert pred.low_ms <= pred.ms <= pred.high_ms
 
 
-def test_correction_recovers_per_family_factors() -> None:
-    """Enough networks: the correction learns each part group's own factor and the per-part cost."""
-    rng = np.random.RandomState(0)
+def _rows(n: int, seed: int = 0) -> list[dict[str, float]]:
+    rng = np.random.RandomState(seed)
     rows = []
-    for _ in range(60):
+    for _ in range(n):
         row = {name: 0.0 for name in FULL_FEATURES}
         row.update({"mbconv_ms": rng.uniform(0, 10), "osa_ms": rng.uniform(0, 10), "stem_ms": 0.2,
                     "head_ms": 0.3, "parts": float(rng.randint(5, 20)), "one": 1.0})
         row["table_ms"] = row["mbconv_ms"] + row["osa_ms"] + 0.5
         rows.append(row)
+    return rows
+
+
+def test_correction_recovers_per_family_factors() -> None:
+    """Enough networks: the correction learns each part group's own factor and the per-part cost."""
+    rows = _rows(200)
     measured = [1.1 * r["mbconv_ms"] + 2.5 * r["osa_ms"] + 0.04 * r["parts"] + 0.3 for r in rows]
     correction = Correction.fit(rows, measured)
     coef = dict(zip(correction.names, correction.coef, strict=True))
-    assert coef["mbconv_ms"] == pytest.approx(1.1, rel=0.02) and coef["osa_ms"] == pytest.approx(2.5, rel=0.02)
-    assert all(c >= 0 for c in correction.coef)
-    assert [correction.apply(r) for r in rows[:5]] == pytest.approx(measured[:5], rel=0.01)
-    few = Correction.fit(rows[:4], measured[:4])  # too few networks for per-group factors: one factor
-    assert few.names == ["table_ms"]
+    assert coef["mbconv_ms"] == pytest.approx(1.1, rel=0.03) and coef["osa_ms"] == pytest.approx(2.5, rel=0.03)
+    assert all(c >= 0 for c in correction.coef) and correction.n == 200
+    assert [correction.apply(r) for r in rows[:5]] == pytest.approx(measured[:5], rel=0.02)
+
+
+def test_correction_with_few_networks_is_one_factor() -> None:
+    """A handful of networks: every group gets about the common factor, also a family never seen."""
+    rows = _rows(6)
+    measured = [1.5 * r["table_ms"] for r in rows]
+    correction = Correction.fit(rows, measured)
+    assert correction.common == pytest.approx(1.5, rel=1e-4)
+    assert [correction.apply(r) for r in rows] == pytest.approx(measured, rel=1e-4)
+    unseen = {name: 0.0 for name in FULL_FEATURES} | {"plain_ms": 4.0, "table_ms": 4.0, "parts": 3.0, "one": 1.0}
+    assert correction.apply(unseen) == pytest.approx(6.0, rel=1e-4)  # not 0: the common factor
+    assert correction.apply(unseen | {"plain_ms": 0.0, "future_ms": 4.0}) == pytest.approx(6.0, rel=1e-4)
+
+
+def test_correction_interval_is_out_of_fold() -> None:
+    """The interval is the 10% / 90% quantiles of residuals of networks the fit did not see."""
+    rows = _rows(20, seed=1)
+    noise = np.exp(np.linspace(-0.1, 0.1, 20))
+    correction = Correction.fit(rows, [1.5 * r["table_ms"] * e for r, e in zip(rows, noise, strict=True)])
+    assert -0.12 < correction.low < -0.05 and 0.05 < correction.high < 0.12
+    p = correction.interval(rows[0])
+    assert p.low_ms == pytest.approx(p.ms * math.exp(correction.low)) and p.high_ms > p.ms
+    assert Correction.fit(rows[:2], [1.0, 2.0]).low == 0.0  # too few for out-of-fold residuals
 
 
 def test_predictor_round_trip(tmp_path) -> None:
@@ -188,9 +217,9 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 @pytest.mark.parametrize("argv, message", [
     (["zoo:mobilenet_v3_small", "--backend", "tvm"], "--backend: 'tvm' is not one of"),
     (["zoo:mobilenet_v3_small", "--predict", "--model", "missing.joblib"], "--model: no such file"),
-    (["zoo:mobilenet_v3_small", "--predict"], "no latency table for this device"),  # the table is the default
     (["zoo:mobilenet_v3_small", "--measure"], "--measure: only with --predict"),
-    (["zoo:mobilenet_v3_small", "--lut", "--threads", "1"], "no latency table for this device"),
+    (["zoo:mobilenet_v3_small", "--memory-format", "nhwc"], "memory_format: 'nhwc' is not one of channels_last"),
+    (["zoo:mobilenet_v3_small", "--width", "0"], "scaling.width"),
     (["fit", "missing.csv", "-o", "m.joblib"], "no such file"),
     (["zoo:mobilenet_v3_small", "--threads", "0"], "--threads: 0 must be >= 1"),
 ])
@@ -220,7 +249,8 @@ def test_cli_end_to_end(tmp_path, capsys) -> None:
     code, out, _ = run_cli(["latency", "build-lut", "--config", str(config), "--calibrate", "3", "--json", *fast],
                            capsys)
     built = json.loads(out)
-    assert code == 0 and built["parts"] == built["missing"] > 0 and built["calibration_networks"] == 3
+    assert code == 0 and built["parts"] == built["missing"] == built["measured"] + built["shared"] > 0
+    assert built["calibration_networks"] == 3 and built["memory_format"] == "channels_last"
     csv_path = tmp_path / "measured.csv"
     code, out, _ = run_cli(["latency", "validate", "--config", str(config), "--n", "8", "--seed", "1", "--lut",
                             "--out", str(csv_path), "--json", *fast], capsys)

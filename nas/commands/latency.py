@@ -1,10 +1,20 @@
 """``nas latency``: measure or predict a genotype's latency; build lookup tables, fit and validate models.
 
-    nas latency GENOTYPE [--backend B] [--threads N] [--batch B] [--resolution R] [--device D] [--json]
+    nas latency GENOTYPE [--width W] [--depth D] [--resolution R] [--backend B] [--threads N] [--batch B]
+                         [--memory-format F] [--device D] [--json]
     nas latency GENOTYPE --predict [--model FILE | --lut] [--measure]
     nas latency build-lut [--config SEARCH_CONFIG] [--calibrate N] [--dry-run]
     nas latency fit MEASUREMENTS.csv -o MODEL [--kind auto|ridge|gbr] [--lut]
     nas latency validate --n N --seed S [--out FILE] [--lut] [--model FILE]
+
+No set-up step: --predict uses this device's lookup table, which fills as it is used. The parts of a
+network the table lacks are profiled when it is first predicted and kept; the very first prediction
+on a device also measures a few small reference networks whole (a progress line says so) to fit the
+correction from part sums to whole networks. Every network measured with --predict --measure is added
+to that correction's data. `build-lut` profiles the whole space up front, for those who want it.
+
+A genotype whose provenance records latency_conditions (a search's best.yaml does) is measured under
+those conditions (backend, threads, memory format, batch, resolution) unless flags say otherwise.
 """
 
 from __future__ import annotations
@@ -16,39 +26,45 @@ import sys
 import time
 
 ACTIONS = ("build-lut", "fit", "validate")
+CONDITION_FLAGS = ("backend", "device", "threads", "batch", "memory_format")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from nas.commands.show import add_scaling_arguments
+
     p = sub.add_parser(
         "latency", help="measure or predict latency; build-lut, fit, validate",
         formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__.split("\n", 1)[1],
-        epilog="Measurements are cached (~/.cache/nas/latency or $NAS_CACHE_DIR) by genotype hash, device "
-               "fingerprint, resolution and batch.")
+        epilog="Measurements, lookup tables and corrections are cached (~/.cache/nas/latency or $NAS_CACHE_DIR) "
+               "by device fingerprint; measurements also by genotype hash, resolution, batch and memory format.")
     p.add_argument("target", metavar="GENOTYPE|ACTION",
                    help="genotype file, YAML text or zoo:NAME; or one of build-lut, fit, validate")
     p.add_argument("input", nargs="?", metavar="CSV", help="fit: the measurements CSV (genotype, latency_ms)")
-    m = p.add_argument_group("measurement")
+    add_scaling_arguments(p)
+    m = p.add_argument_group("measurement (default: the genotype's provenance.latency_conditions, else as below)")
     m.add_argument("--backend", default=None, help="torch (default), torchscript or onnxruntime")
-    m.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    m.add_argument("--device", default=None, help="cpu (default) or cuda")
     m.add_argument("--threads", type=int, help="intra-op threads (default: torch's, all cores)")
-    m.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    m.add_argument("--resolution", type=int, help="input resolution (default: the genotype's / config's)")
+    m.add_argument("--batch", type=int, default=None, help="batch size (default 1)")
+    m.add_argument("--memory-format", dest="memory_format", default=None,
+                   help="channels_last (default with torch) or contiguous")
     m.add_argument("--warmup", type=int, help="warm-up runs per candidate")
     m.add_argument("--reps", type=int, help="most timed repetitions per candidate")
     m.add_argument("--no-cache", action="store_true", help="measure again instead of using the cache")
     q = p.add_argument_group("prediction")
     q.add_argument("--predict", action="store_true",
-                   help="predict instead of measuring (with --model FILE, else this device's lookup table)")
+                   help="predict instead of measuring (with --model FILE, else this device's lookup table, "
+                        "filled and calibrated on first use)")
     q.add_argument("--model", help="learned model file (from `nas latency fit`)")
     q.add_argument("--lut", action="store_true", help="use this device's lookup table (+ correction)")
     q.add_argument("--measure", action="store_true",
-                   help="with --predict: also measure, and report measured_ms and the prediction's error")
+                   help="with --predict: also measure, report measured_ms and the prediction's error, and add "
+                        "the measurement to the table's correction data")
     q.add_argument("--kind", default="auto", help="fit: regressor auto, ridge or gbr")
     a = p.add_argument_group("build-lut / fit / validate")
     a.add_argument("--config", help="search config YAML whose space: section is the space (default space)")
     a.add_argument("--calibrate", type=int, default=40,
-                   help="build-lut: random networks measured whole to fit the correction (39+ fits a factor per "
-                        "block family; fewer: one factor)")
+                   help="build-lut: random networks measured whole and added to the correction's data")
     a.add_argument("--dry-run", action="store_true", help="build-lut: only count the parts")
     a.add_argument("-o", "--output", help="fit: where to write the model")
     a.add_argument("--n", type=int, default=50, help="validate: networks to sample")
@@ -93,19 +109,20 @@ def _search_config(args: argparse.Namespace):
 
 
 def _measure_config(args: argparse.Namespace, search=None, base=None):
+    """Defaults < ``base`` (e.g. a genotype's recorded conditions) < the search config < flags."""
     from dataclasses import replace
 
     from predictors.fingerprint import check_backend
-    from predictors.latency import MeasureConfig
+    from predictors.latency import MeasureConfig, memory_format_of
 
-    backend = args.backend or (search.latency_backend if search else "torch")
-    threads = args.threads if args.threads is not None else (search.latency_threads if search else None)
-    check_backend(backend, args.device)
-    config = replace(base or MeasureConfig(), backend=backend, device=args.device, threads=threads,
-                     batch=args.batch, resolution=args.resolution)
-    for name in ("warmup", "reps"):
-        if getattr(args, name) is not None:
-            config = replace(config, **{name: getattr(args, name)})
+    config = base or MeasureConfig()
+    if search is not None:
+        config = replace(config, backend=search.latency_backend, threads=search.latency_threads)
+    flags = {name: getattr(args, name) for name in CONDITION_FLAGS if getattr(args, name) is not None}
+    flags |= {name: getattr(args, name) for name in ("warmup", "reps") if getattr(args, name) is not None}
+    config = replace(config, **flags)
+    check_backend(config.backend, config.device)
+    memory_format_of(config)  # checks --memory-format
     if config.reps < config.min_reps:
         config = replace(config, min_reps=config.reps)
     return config
@@ -121,11 +138,11 @@ def _space(args: argparse.Namespace, search):
     return Space(replace(space.config, resolution=resolution)) if resolution else space
 
 
-def _table(args: argparse.Namespace, config, must_exist: bool = True):
+def _table(config):
     from predictors.latency_lut import LatencyTable
 
     return LatencyTable.for_this_device(config.backend, config.threads, config.device, config.batch,
-                                        must_exist=must_exist)
+                                        memory_format=config.memory_format)
 
 
 def _cache(args: argparse.Namespace):
@@ -134,47 +151,104 @@ def _cache(args: argparse.Namespace):
     return None if args.no_cache else default_cache()
 
 
+def _genotype_and_config(args: argparse.Namespace):
+    """The scaled genotype at the resolution to use and the measurement config: flags first, then the
+    genotype's ``provenance.latency_conditions``, then the defaults (saying so on stderr when recorded
+    conditions are used)."""
+    from dataclasses import replace
+
+    from nas.commands.show import load_scaled
+    from predictors.latency import config_from_conditions
+    from searchspace import with_scaling
+
+    args.genotype = args.target
+    genotype = load_scaled(args)
+    recorded = genotype.provenance.get("latency_conditions")
+    base = config_from_conditions(recorded, where="provenance.latency_conditions") if recorded else None
+    config = _measure_config(args, base=base)
+    if args.resolution is None and config.resolution is not None:
+        genotype = with_scaling(genotype, resolution=config.resolution)
+    config = replace(config, resolution=None)  # the genotype carries it
+    if recorded:
+        overridden = [f"--{n.replace('_', '-')}" for n in (*CONDITION_FLAGS, "resolution") if getattr(args, n) is not None]
+        print(f"nas latency: using the conditions recorded in the genotype's provenance ({_describe(config, genotype)})"
+              + (f"; {', '.join(overridden)} from the command line" if overridden else ""), file=sys.stderr)
+        _warn_other_device(recorded, config)
+    return genotype, config
+
+
+def _describe(config, genotype) -> str:
+    from predictors.fingerprint import resolve_threads
+    from predictors.latency import memory_format_of
+
+    return (f"{config.backend} on {config.device}, {resolve_threads(config.threads)} thread(s), "
+            f"{memory_format_of(config)}, batch {config.batch}, resolution {genotype.resolution}")
+
+
+def _warn_other_device(recorded: dict, config) -> None:
+    from predictors.fingerprint import fingerprint
+
+    here = fingerprint(config.backend, config.device, config.threads).id()
+    if recorded.get("fingerprint_id") and recorded["fingerprint_id"] != here:
+        print(f"nas latency: note: recorded on another device or setting (fingerprint {recorded['fingerprint_id']}; "
+              f"here {here}): expect a different number", file=sys.stderr)
+
+
 def _one(args: argparse.Namespace) -> int:
-    from predictors.latency import measure_latency
-    from searchspace import load_genotype, with_scaling
+    from predictors.latency import CHANNELS_LAST_HOWTO, measure_latency, memory_format_of
     from searchspace.errors import NasError
 
-    genotype = load_genotype(args.target)
-    config = _measure_config(args)
-    out: dict = {"genotype": genotype.name, "hash": genotype.hash(), "backend": config.backend,
-                 "device": config.device, "batch": config.batch, "resolution": args.resolution or genotype.resolution}
+    genotype, config = _genotype_and_config(args)
     predicting = args.predict or args.model or args.lut
     if args.measure and not predicting:
         raise NasError("--measure: only with --predict (measuring is the default without it)")
+    fmt = memory_format_of(config)
+    out: dict = {"genotype": genotype.name, "hash": genotype.hash(), "backend": config.backend,
+                 "device": config.device, "batch": config.batch, "resolution": genotype.resolution,
+                 "memory_format": fmt}
+    table = None
     if predicting:
-        target = with_scaling(genotype, resolution=args.resolution) if args.resolution else genotype
         predictor = _predictor(args, config)
+        table = None if args.model else predictor
         start = time.perf_counter()
-        pred = predictor.predict_interval(target)
+        pred = predictor.predict_interval(genotype)
         out.update(predictor="model" if args.model else "lut", predicted_ms=pred.ms, low_ms=pred.low_ms,
                    high_ms=pred.high_ms, predict_seconds=time.perf_counter() - start)
+        if table is not None:
+            out["conditions"] = table.conditions(genotype.resolution)
     if not predicting or args.measure:
         m = measure_latency(genotype, config, cache=_cache(args))
         out.update(measured_ms=m.median_ms, iqr_ms=m.iqr_ms, reps=m.reps, noisy=m.noisy, cached=m.cached,
-                   threads=m.threads, memory_format=m.memory_format, fingerprint=m.fingerprint)
+                   threads=m.threads, memory_format=m.memory_format, fingerprint=m.fingerprint,
+                   conditions=m.conditions)
         if predicting:
             out["error_pct"] = 100.0 * (out["predicted_ms"] - m.median_ms) / m.median_ms
+        if table is not None and not m.noisy:
+            out["added_to_correction"] = table.observe(genotype, m.median_ms, conditions=m.conditions)
         if m.noisy:
             print(f"nas latency: warning: noisy measurement (IQR {m.iqr_ms:.3g} ms of median {m.median_ms:.3g} ms); "
                   "close other programs or use --threads", file=sys.stderr)
+    if out["memory_format"] == "channels_last":
+        out["how_to_run"] = CHANNELS_LAST_HOWTO
     if args.json:
         print(json.dumps(out))
         return 0
+    _print_one(out)
+    return 0
+
+
+def _print_one(out: dict) -> None:
+    where = f"batch {out['batch']}, resolution {out['resolution']}, {out['memory_format']}"
     if "predicted_ms" in out:
         print(f"{out['genotype']} ({out['hash']}): predicted {out['predicted_ms']:.3f} ms "
-              f"[{out['low_ms']:.3f}, {out['high_ms']:.3f}] by {out['predictor']}")
+              f"[{out['low_ms']:.3f}, {out['high_ms']:.3f}] by {out['predictor']} ({where})")
     if "measured_ms" in out:
         note = " (cached)" if out["cached"] else ""
         error = f"; prediction error {out['error_pct']:+.1f}%" if "error_pct" in out else ""
         print(f"{out['genotype']} ({out['hash']}): {out['measured_ms']:.3f} ms median, IQR {out['iqr_ms']:.3f} ms, "
-              f"{out['reps']} reps, {config.backend} {out['threads']} thread(s), batch {config.batch}, "
-              f"resolution {out['resolution']}{note}{error}")
-    return 0
+              f"{out['reps']} reps, {out['backend']} {out['threads']} thread(s), {where}{note}{error}")
+    if "how_to_run" in out:
+        print(f"measured in channels_last memory format; {out['how_to_run']}")
 
 
 def _predictor(args: argparse.Namespace, config):
@@ -182,7 +256,22 @@ def _predictor(args: argparse.Namespace, config):
 
     if args.model:
         return LatencyModel.load(args.model)
-    return _table(args, config)
+    return _table(config)
+
+
+def _progress_bar():
+    """A rich progress bar on stderr (parts done, rate, time left) and its ``(done, total)`` callback."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("parts"), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+    task = bar.add_task("build-lut", total=None)
+
+    def report(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return bar, report
 
 
 def _progress(label: str):
@@ -193,35 +282,42 @@ def _progress(label: str):
 
 
 def _build_lut(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from predictors.latency import measure_many
-    from predictors.latency_lut import PART_PROFILE, space_parts
+    from predictors.latency_lut import PART_PROFILE, LatencyTable, space_parts
 
     search = _search_config(args)
     space = _space(args, search)
-    config = _measure_config(args, search, PART_PROFILE)
-    table = _table(args, config, must_exist=False)
-    table.config = config
+    whole = replace(_measure_config(args, search), resolution=None)
+    part_config = replace(PART_PROFILE, **{k: getattr(whole, k) for k in ("backend", "device", "threads", "batch",
+                                                                           "memory_format")})
+    table = LatencyTable(part_config)
     parts = space_parts(space)
     missing = table.missing(parts)
-    summary = {"table": str(table.path), "fingerprint": table.fingerprint.id(), "parts": len(parts),
-               "missing": len(missing), "resolution": space.config.resolution}
+    summary = {"table": str(table.path), "fingerprint": table.fingerprint.id(), "memory_format": table.memory_format,
+               "parts": len(parts), "missing": len(missing), "resolution": space.config.resolution}
     if not args.dry_run:
         start = time.perf_counter()
-        table.profile(parts, progress=_progress("build-lut parts"))
-        summary["profile_seconds"] = time.perf_counter() - start
+        bar, report = _progress_bar()
+        with bar:
+            counts = table.profile(parts, progress=report)
+        summary.update(measured=counts["measured"], shared=counts["shared"],
+                       profile_seconds=time.perf_counter() - start)
         if args.calibrate:
             genotypes = [space.random_genotype(args.seed * 100003 + i) for i in range(args.calibrate)]
-            whole = _measure_config(args, search)
             measured = measure_many(genotypes, whole, _cache(args), progress=_progress("calibration networks"))
-            correction = table.fit_correction(genotypes, [m.median_ms for m in measured])
-            summary["calibration_networks"] = correction.n
+            table.observe_many(genotypes, [m.median_ms for m in measured])
+            summary["calibration_networks"] = table.correction.n
     if args.json:
         print(json.dumps(summary))
     else:
         done = "would profile" if args.dry_run else "profiled"
-        print(f"latency table {summary['table']} (fingerprint {summary['fingerprint']}): {summary['parts']} parts, "
-              f"{done} {summary['missing']}" + (f", correction from {summary.get('calibration_networks')} networks"
-                                                 if "calibration_networks" in summary else ""))
+        shared = f" ({summary['shared']} shared with an equal part)" if "shared" in summary else ""
+        print(f"latency table {summary['table']} (fingerprint {summary['fingerprint']}, {summary['memory_format']}): "
+              f"{summary['parts']} parts, {done} {summary['missing']}{shared}"
+              + (f", correction from {summary['calibration_networks']} networks"
+                 if "calibration_networks" in summary else ""))
     return 0
 
 
@@ -235,7 +331,7 @@ def _fit(args: argparse.Namespace) -> int:
         raise NasError("fit needs -o MODEL (where to write the model)")
     samples = read_measurements(args.input)
     config = _measure_config(args)
-    table = _table(args, config) if args.lut else None
+    table = _table(config) if args.lut else None
     extras = sorted({k for s in samples for k in (s.extra or {})})
     model = LatencyModel(args.kind, config.batch, table, extras, args.seed).fit(samples)
     path = model.save(args.output)
@@ -257,10 +353,11 @@ def _validate(args: argparse.Namespace) -> int:
     measured = measure_many(genotypes, config, _cache(args), progress=_progress("validate"))
     ms = [m.median_ms for m in measured]
     report: dict = {"n": len(ms), "noisy": sum(m.noisy for m in measured),
-                    "median_spread": sorted(m.iqr_ms / m.median_ms for m in measured)[len(ms) // 2]}
+                    "median_spread": sorted(m.iqr_ms / m.median_ms for m in measured)[len(ms) // 2],
+                    "conditions": measured[0].conditions if measured else None}
     predictors = {}
     if args.lut:
-        predictors["lut"] = _table(args, config)
+        predictors["lut"] = _table(config)
     if args.model:
         predictors["model"] = LatencyModel.load(args.model)
     for name, predictor in predictors.items():

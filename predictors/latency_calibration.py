@@ -1,0 +1,161 @@
+"""From a lookup-table sum to a whole network's latency: the correction, its data and its reference networks.
+
+A table sum misses what only a whole network shows (framework overhead, fusion, cache effects, a
+family that runs slower inside a network than alone). The :class:`Correction` learns it from
+networks measured whole on the same device and conditions: a non-negative linear model
+``measured ~ sum_f a_f * table_f + b * parts + c + ...`` over the table sums of each part group
+(stem, head, each block family), fitted by relative-error least squares with each ``a_f`` shrunk
+towards a common factor (so a few networks fit one factor, many fit each family). Its interval is the
+10% / 90% quantiles of out-of-fold log residuals, so it says how far predictions on this device
+have really been off. Every network measured whole is kept (:class:`Observations`), so that the
+correction is refitted, cheaply, as more networks are measured. On first use the table measures
+a few :func:`reference_networks`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from predictors.latency_cache import JsonlStore
+from searchspace.blocks import FAMILIES
+from searchspace.genotype import Genotype
+
+PART_GROUPS = ("stem", "head", *FAMILIES)
+GROUP_FEATURES = tuple(f"{g}_ms" for g in PART_GROUPS)
+EXTRA_FEATURES = ("parts", "one", "params_m", "mem_mb")  # per-part overhead, per-network overhead, size terms
+FULL_FEATURES = (*GROUP_FEATURES, *EXTRA_FEATURES)
+SHRINK = 1.0  # weight pulling each group's factor to the common one and each extra term to 0
+FOLDS = 10  # out-of-fold residuals for the interval
+# first-use calibration: small zoo networks covering the families, and small members of the default space
+REFERENCE_ZOO = ("mobilenet_v3_small", "shufflenet_v2_x0_5", "mnasnet0_5", "ghostnet_100", "resnet18")
+REFERENCE_RANDOM = 4
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A latency prediction with an uncertainty interval (about 10% and 90% quantiles), in ms."""
+
+    ms: float
+    low_ms: float
+    high_ms: float
+
+
+def _solve(rows: Sequence[dict[str, float]], y: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """[common factor, one coefficient per name], all non-negative, minimising the relative error plus
+    shrinkage: a group's factor is pulled to the common factor, an extra term to 0, each weighted by
+    how much of a network's time that feature typically explains (so data outweighs it as it grows)."""
+    from scipy.optimize import lsq_linear
+
+    X = np.array([[row.get(k, 0.0) for k in names] for row in rows], dtype=float) / y[:, None]
+    data = np.hstack([np.zeros((len(y), 1)), X])
+    scale = np.maximum(np.sqrt(np.mean(X ** 2, axis=0)), 0.05)  # a feature's typical share of a network
+    penalty = np.zeros((len(names), len(names) + 1))
+    for j, name in enumerate(names):
+        penalty[j, j + 1] = math.sqrt(SHRINK) * scale[j]
+        if name in GROUP_FEATURES:
+            penalty[j, 0] = -penalty[j, j + 1]
+    A = np.vstack([data, penalty])
+    b = np.concatenate([np.ones(len(y)), np.zeros(len(names))])
+    return lsq_linear(A, b, bounds=(0.0, np.inf)).x
+
+
+@dataclass
+class Correction:
+    """measured ms ~ sum over part groups of factor * table sum + extra terms, fitted on networks measured whole.
+
+    One factor per part group (stem, head, each family), all shrunk towards a ``common`` factor (a
+    group never seen in the data gets the common factor), and non-negative extra terms (per part,
+    per network, per million parameters, per MB of memory traffic) shrunk towards 0: with a handful
+    of networks it is about one factor on the table sum, with many it learns each family. The fit
+    minimises relative (not absolute) error, so a 5 ms network counts as much as a 100 ms one.
+    ``low`` / ``high`` are the 10% / 90% quantiles of the out-of-fold log residuals (0 with fewer
+    than 3 networks); ``n`` is the number of networks (0: not calibrated).
+    """
+
+    names: list[str]
+    coef: list[float]
+    n: int = 0
+    low: float = 0.0
+    high: float = 0.0
+    common: float = 1.0
+
+    @classmethod
+    def identity(cls) -> Correction:
+        return cls([], [])
+
+    @classmethod
+    def fit(cls, rows: Sequence[dict[str, float]], measured_ms: Sequence[float]) -> Correction:
+        """Fit on per-network feature dicts (see ``LatencyTable.correction_features``)."""
+        y = np.asarray(measured_ms, dtype=float)
+        n = len(y)
+        if n == 0:
+            return cls.identity()
+        names = list(FULL_FEATURES)
+        x = _solve(rows, y, names)
+        low = high = 0.0
+        if n >= 3:
+            folds = min(FOLDS, n)
+            resid = np.zeros(n)
+            for fold in range(folds):
+                test = np.arange(n) % folds == fold
+                fold_fit = cls(names, list(_solve([r for r, t in zip(rows, test, strict=True) if not t], y[~test],
+                                                  names)[1:]))
+                resid[test] = [math.log(v / fold_fit.apply(r)) for r, v, t in zip(rows, y, test, strict=True) if t]
+            low, high = (float(q) for q in np.quantile(resid, [0.1, 0.9]))
+        return cls(names, list(map(float, x[1:])), n, low, high, float(x[0]))
+
+    def apply(self, row: dict[str, float]) -> float:
+        """Corrected latency (ms) of a network with feature dict ``row`` (groups it has no factor for: common)."""
+        known = sum(row.get(k, 0.0) for k in self.names if k in GROUP_FEATURES)
+        value = self.common * (row["table_ms"] - known)
+        value += sum(c * row.get(k, 0.0) for k, c in zip(self.names, self.coef, strict=True))
+        return max(value, 0.05 * row["table_ms"])  # never near zero, whatever the coefficients
+
+    def interval(self, row: dict[str, float]) -> Prediction:
+        """The corrected latency with its interval (always containing it)."""
+        ms = self.apply(row)
+        return Prediction(ms, min(ms, ms * math.exp(self.low)), max(ms, ms * math.exp(self.high)))
+
+
+class Observations:
+    """Networks measured whole under one table's conditions: genotype, resolution, ms and features."""
+
+    def __init__(self, path) -> None:
+        self.store = JsonlStore(path)
+
+    def add(self, genotype: Genotype, resolution: int, measured_ms: float, features: dict[str, float]) -> None:
+        self.store.put(f"{genotype.hash()}|r{resolution}", {
+            "genotype": genotype.to_dict(with_provenance=False), "resolution": resolution,
+            "measured_ms": float(measured_ms), "features": features})
+
+    def records(self) -> list[dict]:
+        return self.store.values()
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+
+def reference_networks(resolution: int) -> list[Genotype]:
+    """The networks measured whole on first use: :data:`REFERENCE_ZOO` and the :data:`REFERENCE_RANDOM`
+    smallest (by MACs) of 16 seeded default-space members, all at ``resolution``."""
+    from predictors.latency_features import genotype_cost
+    from searchspace import load_genotype
+    from searchspace.errors import GenotypeError
+    from searchspace.resolve import with_scaling
+    from searchspace.space import default_space
+
+    space = default_space()
+    pool = [space.random_genotype(seed) for seed in range(16)]
+    pool.sort(key=lambda g: genotype_cost(g).macs)
+    candidates = [load_genotype(f"zoo:{name}") for name in REFERENCE_ZOO] + pool[:REFERENCE_RANDOM]
+    out = []
+    for g in candidates:
+        try:
+            out.append(with_scaling(g, resolution=resolution))
+        except GenotypeError:  # too small a resolution for this network's strides
+            continue
+    return out
