@@ -10,7 +10,8 @@ from searchspace.params import check_params
 
 def make_block(name: str, in_ch: int, out: int, stride: int, **params) -> nn.Module:
     family = get_family(name)
-    args = BlockArgs(in_ch=in_ch, out=out, stride=stride, params=check_params(params, family.params, "b"))
+    declared = family.entry_params(params, "b")  # a wrapper's (csp) include its inner family's
+    args = BlockArgs(in_ch=in_ch, out=out, stride=stride, params=check_params(params, declared, "b"))
     family.check(args, "b")
     return family.build(args)
 

@@ -49,8 +49,8 @@ class BlockFamily:
     ``output_size(size, stride)`` is the spatial size after the block.
     ``keeps_width(stride)`` is True when a block at that stride must output its input width (a
     stride-1 ShuffleNetV2 unit); ``check`` enforces it, the space and the latency table read it.
-    ``depth_params`` count layers inside one block (a dense block's layers): the depth multiplier
-    scales them (ceil) and leaves the entry's ``repeat`` alone.
+    ``depth_params`` count layers inside one block (a CSP stage's inner blocks): the depth
+    multiplier scales them (ceil) and leaves the entry's ``repeat`` alone.
     ``wraps`` makes a stage wrapper (CSP): its ``inner`` parameter names one of these families, whose
     parameters the entry carries too (those the wrapper does not declare itself; a parameter both
     declare, such as ``act``, is the wrapper's and is passed on to the inner blocks).

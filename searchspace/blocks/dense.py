@@ -5,7 +5,9 @@
 ``out - layers * growth`` it starts from. Before the layers, a transition BN-act-1x1 conv maps the
 input to that width and a 2x2 average pool (stride 2) downsamples; it is there at stride 2 or when
 the input width differs (torchvision's transition between dense blocks). The output is not
-normalised: a network ending in dense blocks wants ``head.norm`` (DenseNet's norm5).
+normalised: a network ending in dense blocks wants ``head.norm`` (DenseNet's norm5). The depth
+multiplier scales ``repeat`` (dense blocks, each with its transition), not ``layers``: with ``out``
+fixed, more layers would leave less for the transition (or, with a derived growth, thin them).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from searchspace.layers import ACTIVATIONS, BNAct
 from searchspace.params import MAX_CHANNELS, Param
 
 PARAMS = (
-    Param("layers", int, 4, "dense layers in the block (follows the depth multiplier)", low=1, high=128,
+    Param("layers", int, 4, "dense layers in the block", low=1, high=128,
           search=(2, 3)),
     Param("growth", int, None, "growth rate: channels each layer adds (follows the width multiplier); "
           "null: max(1, int(out * share / layers))", low=1, high=MAX_CHANNELS, nullable=True),
@@ -94,6 +96,5 @@ FAMILY = BlockFamily(
     build=DenseBlock,
     check=check,
     channel_params=("growth",),
-    depth_params=("layers",),
     output_size=pool_output_size,
 )
