@@ -17,6 +17,13 @@ from tests.test_zoo_counts import REFERENCE  # noqa: E402
 
 TIMM = {"ghostnet_100", "resnest14d", "resnest26d", "resnest50d", "vovnet39a", "vovnet57a", "ese_vovnet19b_dw",
         "ese_vovnet39b", "ese_vovnet57b"}
+TIMM |= {"seresnet50", "mobilenetv1_100", "legacy_xception"}  # issue 14, part 2
+# networks with no torchvision / timm model: the paper's MACs (multiply-adds) instead of a reference count
+PAPER = {"shufflenet_v1_g3": 140e6}
+
+
+def source(name: str) -> str:
+    return "paper" if name in PAPER else "timm" if name in TIMM else "torchvision"
 
 
 def main() -> None:
@@ -24,7 +31,7 @@ def main() -> None:
     print("# Reference zoo\n")
     print("Each genotype in `searchspace/zoo/` rebuilt with `nas.build_model` and counted with")
     print("`predictors.cost` (MACs = torch.utils.flop_counter FLOPs / 2, one image at the genotype's")
-    print("resolution), next to the reference model of the same name (torchvision 0.29.2 or timm 1.0.31,")
+    print("resolution), next to the reference model of the same name (torchvision 0.28 / 0.29 or timm 1.0.31,")
     print("measured with `experiments/reference_counts.py`).\n")
     print("| name | source | resolution | params (ours) | params (reference) | MACs (ours) | MACs (reference) | MACs diff |")
     print("|---|---|---|---|---|---|---|---|")
@@ -34,9 +41,17 @@ def main() -> None:
         params, macs = count_params(model), count_macs(model, genotype.resolution)
         ref_params, ref_macs = REFERENCE[name]
         mark = "exact" if params == ref_params else f"off by {params - ref_params:+,}"
-        print(f"| {name} | {'timm' if name in TIMM else 'torchvision'} | {genotype.resolution} | {params:,} | "
-              f"{ref_params:,} ({mark}) | {macs / 1e6:,.1f}M | {ref_macs / 1e6:,.1f}M | "
+        ref_params_text = f"{ref_params:,} ({mark})"
+        if name in PAPER:
+            ref_params_text, ref_macs = "none (no reference model)", PAPER[name]
+        print(f"| {name} | {source(name)} | {genotype.resolution} | {params:,} | "
+              f"{ref_params_text} | {macs / 1e6:,.1f}M | {ref_macs / 1e6:,.1f}M | "
               f"{100 * (macs / ref_macs - 1):+.2f}% |")
+    print("\nshufflenet_v1_g3 is ShuffleNetV1 1x, g = 3, built from the paper's Table 1 (Zhang et al. 2018; stage")
+    print("outputs 240/480/960, repeats 4/8/4, bottleneck out / 4, the first 1x1 after the stem not grouped): no")
+    print("torchvision or timm model exists, so its row compares with the paper's 140 MFLOPs (multiply-adds); the")
+    print("authors' code (megvii ShuffleNet-Series) reports 138M and 1.9M parameters, without the classifier bias")
+    print("ours has (1,000 parameters). tests/test_blocks_classic.py checks 0.5x-2.0x and g = 8 against that table.")
     print(f"\nProduced by `.venv/bin/python experiments/zoo_table.py > docs/zoo.md` in {time.time() - start:.0f} s.")
 
 

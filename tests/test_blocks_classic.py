@@ -263,6 +263,30 @@ def test_shufflenet_v1_g3_against_the_paper() -> None:
     assert count_macs(model, 224) == pytest.approx(140e6, rel=0.02)  # the paper's 140 MFLOPs (mult-adds)
 
 
+# ShuffleNetV1 (stem, stage outputs, groups) -> the authors' table (megvii ShuffleNet-Series README):
+# MFLOPs (multiply-adds) and millions of parameters, both rounded; their classifier has no bias
+SHUFFLENET_V1 = {
+    "1.0x g3": ((24, (240, 480, 960), 3), 138, 1.9),
+    "1.0x g8": ((24, (384, 768, 1536), 8), 138, 2.4),
+    "0.5x g3": ((12, (120, 240, 480), 3), 38, 0.7),
+    "1.5x g3": ((24, (360, 720, 1440), 3), 292, 3.4),
+    "2.0x g3": ((48, (480, 960, 1920), 3), 524, 5.4),
+}
+
+
+@pytest.mark.parametrize("name", list(SHUFFLENET_V1))
+def test_shufflenet_v1_widths_and_groups_against_the_authors_table(name) -> None:
+    (stem, outs, groups), mflops, mparams = SHUFFLENET_V1[name]
+    raw = load_genotype("zoo:shufflenet_v1_g3").to_dict()
+    raw["stem"]["out"] = stem
+    for stage, out in zip(raw["stages"], outs, strict=True):
+        for block in stage["blocks"]:
+            block.update(out=out, groups=groups)
+    model = build_model(parse_genotype(raw))
+    assert round(count_macs(model, 224) / 1e6) == pytest.approx(mflops, abs=1)
+    assert round((count_params(model) - 1000) / 1e6, 1) == mparams  # less our classifier bias
+
+
 # ------------------------------------------------------------------- the space, export, latency, timm
 
 
