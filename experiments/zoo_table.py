@@ -18,6 +18,7 @@ from tests.test_zoo_counts import REFERENCE  # noqa: E402
 TIMM = {"ghostnet_100", "resnest14d", "resnest26d", "resnest50d", "vovnet39a", "vovnet57a", "ese_vovnet19b_dw",
         "ese_vovnet39b", "ese_vovnet57b"}
 TIMM |= {"seresnet50", "mobilenetv1_100", "legacy_xception"}  # issue 14, part 2
+TIMM |= {"cspresnet50", "cspresnext50", "cspdarknet53", "darknet53", "resnetv2_50"}  # issue 14, part 1
 # networks with no torchvision / timm model: the paper's MACs (multiply-adds) instead of a reference count
 PAPER = {"shufflenet_v1_g3": 140e6}
 
