@@ -223,8 +223,8 @@ def _one(args: argparse.Namespace) -> int:
                    conditions=m.conditions)
         if predicting:
             out["error_pct"] = 100.0 * (out["predicted_ms"] - m.median_ms) / m.median_ms
-        if table is not None and not m.noisy:
-            out["added_to_correction"] = table.observe(genotype, m.median_ms, conditions=m.conditions)
+        if table is not None:  # a noisy number would teach the correction noise: not added
+            out["added_to_correction"] = not m.noisy and table.observe(genotype, m.median_ms, conditions=m.conditions)
         if m.noisy:
             print(f"nas latency: warning: noisy measurement (IQR {m.iqr_ms:.3g} ms of median {m.median_ms:.3g} ms); "
                   "close other programs or use --threads", file=sys.stderr)
