@@ -318,8 +318,9 @@ def space_parts(space: Space) -> list[Part]:
     """Every distinct part the space can produce (stem, each block instance per stage, head).
 
     Per stage it walks the reachable (input channels, input size) states, every allowed block type,
-    output width and combination of the family's searched values, for the first block (stage stride)
-    and, when a stage may repeat, for the repeated block (stride 1, in == out).
+    output width and combination of the family's searched values (a csp's with each inner family's),
+    for the first block (stage stride) and, when a stage may repeat, for the repeated block (stride 1,
+    in == out).
     """
     cfg = space.config
     net = resolve(space.random_genotype(0))
@@ -335,12 +336,11 @@ def space_parts(space: Space) -> list[Part]:
         next_states = set()
         for (in_ch, size), block_type in itertools.product(sorted(states), stage.types):
             family = FAMILIES[block_type]
-            values = space.family_values[block_type]
             outs = [in_ch] if family.keeps_width(stage.stride) else stage.out
             if stage.stride > 1 and size < 2:
                 continue
-            for out, combo in itertools.product(outs, itertools.product(*values.values())):
-                raw = {"type": block_type, "out": out, "stride": stage.stride, **dict(zip(values, combo, strict=True))}
+            for out, combo in itertools.product(outs, space.value_combos(block_type)):
+                raw = {"type": block_type, "out": out, "stride": stage.stride, **combo}
                 try:
                     params = parse_block(raw, path).params
                     first = BlockArgs(in_ch, out, stage.stride, params)

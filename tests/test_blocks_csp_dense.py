@@ -17,6 +17,7 @@ from block_helpers import genotype, make_block
 from nas.cli import main
 from predictors.cost import count_macs, count_params
 from predictors.latency_features import genotype_cost, network_parts
+from predictors.latency_lut import space_parts
 from searchspace import GenotypeError, build_model, load_genotype, parse_genotype, save_genotype, with_scaling
 from searchspace.resolve import resolve
 from searchspace.space import RandomTrial, space_from_dict
@@ -275,6 +276,17 @@ def test_space_size_counts_a_wrappers_inner_values():
                                                                        "bn_size": [2, 4], "act": ["relu"]}}})
     assert space.size() == 2 + 2
     assert len({space.random_genotype(seed).hash() for seed in range(100)}) == 4
+
+
+def test_latency_table_parts_cover_every_csp_the_space_samples():
+    space = space_from_dict({
+        "types": ["csp"], "resolution": 32, "stem": {"type": "conv", "out": 8, "stride": 2},
+        "stages": [{"stride": 2, "out": [16], "repeat": [1, 2]}, {"stride": 2, "out": [16, 24], "repeat": 1}],
+        "params": {"csp": {"inner": ["darknet", "dense"], "blocks": [1], "expand": [1.0, 2.0]}}})
+    keys = {part.key for part in space_parts(space)}
+    sampled = {part.key for seed in range(40) for part in network_parts(space.random_genotype(seed))}
+    assert sampled <= keys
+    assert any('"inner":"dense"' in k for k in keys) and any('"bottle_ratio":1.0' in k for k in keys)
 
 
 # ------------------------------------------------------------------------- show, latency, export
