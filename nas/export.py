@@ -59,11 +59,13 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's notice about the file's pickle protocol
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise NasError(f"weights: no such file {str(path)!r}") from None
     except Exception as err:  # pickle errors, unsafe globals, truncated files
-        raise NasError(f"weights: cannot read {str(path)!r} as a state dict: {_first_line(err)}") from None
+        raise NasError(f"weights: cannot read {str(path)!r} as a state dict of tensors: {_load_failure(err)}") from None
     if isinstance(state, dict):
         state = state.get("state_dict", state.get("model", state))
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -87,6 +89,17 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
             hint = f"; pass --num-classes {state['head.classifier.weight'].shape[0]}"
         raise NasError(f"weights: {str(path)!r} does not match the network: {'; '.join(parts)}{hint}")
     model.load_state_dict(state)
+
+
+def _load_failure(err: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, without torch's advice to retry unsafely."""
+    skip = ("Weights only load failed", "Please file an issue", "Check the documentation")
+    lines = [line.strip() for line in str(err).splitlines()]
+    reasons = [line.removeprefix("WeightsUnpickler error:").strip() for line in lines if line and not line.startswith(skip)]
+    reasons = [r for r in reasons if r]
+    if lines and lines[0].startswith(skip[0]):  # the safe unpickler refused a global or an opcode
+        return f"{reasons[0] if reasons else 'refused'} (only tensors are ever loaded)"
+    return f"{type(err).__name__}: {_first_line(err)}"
 
 
 def _first_line(err: Exception) -> str:

@@ -34,7 +34,14 @@ from predictors.regressors import Additive, linear_from_sklearn, trees_from_skle
 from searchspace.blocks import FAMILIES
 from searchspace.errors import NasError
 from searchspace.genotype import Genotype
-from searchspace.textio import atomic_file, check_output_file, load_json, read_text, write_text_atomic
+from searchspace.textio import (
+    atomic_file,
+    check_output_file,
+    is_file,
+    load_json,
+    read_text,
+    write_text_atomic,
+)
 
 KINDS = ("auto", "ridge", "gbr")
 FORMAT = "nas-latency-model/1"
@@ -288,7 +295,7 @@ def _row_genotype(row: dict, where: str, load, folder: Path) -> Genotype:
     if not text:
         raise NasError(f"{where}, column genotype: empty")
     beside = folder / text
-    if not text.startswith(("zoo:", "{")) and "\n" not in text and not Path(text).is_file() and beside.is_file():
+    if not text.startswith(("zoo:", "{", "[")) and "\n" not in text and not is_file(text) and is_file(beside):
         text = str(beside)  # a path relative to the CSV's folder
     try:
         return load(text)

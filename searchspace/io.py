@@ -11,7 +11,15 @@ import yaml
 from searchspace.errors import NasError
 from searchspace.genotype import Genotype
 from searchspace.resolve import parse_genotype
-from searchspace.textio import check_depth, check_output_file, load_yaml, read_text, write_text_atomic
+from searchspace.textio import (
+    check_depth,
+    check_output_file,
+    is_file,
+    load_yaml,
+    read_text,
+    shorten,
+    write_text_atomic,
+)
 
 ZOO_DIR = Path(__file__).parent / "zoo"
 
@@ -27,13 +35,13 @@ def _read_source(source: str | os.PathLike) -> tuple[str, str]:
     if text_source.startswith("zoo:"):
         name = text_source[4:]
         path = ZOO_DIR / f"{name}.yaml"
-        if not path.is_file():
+        if not is_file(path):
             raise NasError(f"genotype: unknown zoo name {name!r}; available: {', '.join(zoo_names())}")
         return read_text(path, "genotype", expected="YAML or JSON"), text_source
-    if isinstance(source, os.PathLike) or ("\n" not in text_source and not text_source.lstrip().startswith("{")):
+    if isinstance(source, os.PathLike) or ("\n" not in text_source and not text_source.lstrip().startswith(("{", "["))):
         path = Path(text_source)
-        if not path.is_file():
-            raise NasError(f"genotype: no such file {text_source!r} (give a path, YAML text or zoo:NAME)")
+        if not is_file(path):
+            raise NasError(f"genotype: no such file {shorten(text_source)!r} (give a path, YAML text or zoo:NAME)")
         return read_text(path, "genotype", expected="YAML or JSON"), text_source
     return text_source, "<text>"
 

@@ -31,6 +31,20 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+def is_file(path: str | os.PathLike) -> bool:
+    """``Path(path).is_file()``, but False instead of an error for a name the OS cannot look up (too
+    long, a NUL byte): such a name is text, not a file."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """``text`` for an error message: cut to ``limit`` characters with "..." when longer."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def read_text(path: str | os.PathLike, what: str, expected: str = "", max_bytes: int = MAX_TEXT_BYTES) -> str:
     """The UTF-8 text of a file; NasError naming ``what`` and the path if it is missing, a directory,
     unreadable, larger than ``max_bytes`` or not UTF-8 (``expected``, e.g. "YAML or JSON", is named then)."""

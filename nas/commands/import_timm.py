@@ -34,13 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _read(source: str) -> tuple[list[list[str]], dict, str | None]:
     """(arch_def, settings, name) from a literal, a file with a literal, or an export JSON file."""
     from nas.timm_arch import TimmArchError, check_arch_def, parse_arch_def
-    from searchspace.textio import load_json, read_text
+    from searchspace.textio import is_file, load_json, read_text, shorten
 
     text = source
     if not source.lstrip().startswith("["):
         path = Path(source)
-        if not path.is_file():
-            raise TimmArchError(f"arch_def: {source!r} is neither a list literal nor a file")
+        if not is_file(path):
+            raise TimmArchError(f"arch_def: {shorten(source)!r} is neither a list literal nor a file")
         text = read_text(path, "arch_def", expected="an arch_def literal or the JSON of nas export --format timm")
     try:
         data = load_json(text, "arch_def")
