@@ -93,7 +93,7 @@ scaling:
 
 ALL_FIELDS = "format, name, input, stem, stages, head, scaling, provenance"
 MBCONV_FIELDS = ("type, repeat, out, stride, kernel, expand, mid, se, se_from, se_divisor, se_act, gate, "
-                 "act, fused")
+                 "act, fused, skip, project_act")
 FAMILY_CHOICES = fmt_choices(tuple(FAMILIES))
 
 
