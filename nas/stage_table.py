@@ -10,6 +10,7 @@ def genotype_summary(genotype) -> dict:
     """Per-stage table rows and totals (params, MACs, sizes) of a genotype, as plain data."""
     from predictors.cost import part_costs
     from searchspace import build
+    from searchspace.blocks import FAMILIES
     from searchspace.resolve import resolve
 
     net = resolve(genotype)
@@ -20,8 +21,10 @@ def genotype_summary(genotype) -> dict:
         blocks = [b for b in net.blocks if b.stage == s]
         types = []
         for b in blocks:
-            if not types or types[-1][0] != b.type:
-                types.append([b.type, 0])
+            inner = FAMILIES[b.type].inner(b.args.params)  # a csp stage names the family it wraps
+            label = f"{b.type}({inner.name})" if inner else b.type
+            if not types or types[-1][0] != label:
+                types.append([label, 0])
             types[-1][1] += 1
         stages.append({
             "stage": s,
