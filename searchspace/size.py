@@ -171,12 +171,16 @@ def check_size(genotype: Genotype, num_classes: int | None = None, in_channels: 
             value = size.resolution
         else:
             field, value = _widest_field(genotype, worst.path, num_classes, in_channels)
-        raise GenotypeError(field, f"{value} gives the network about {gib:,.1f} GiB of activations at batch 1 "
-                            f"({_name(worst.path)}: {worst.activation_bytes / 2**30:,.1f} GiB, at resolution "
+        raise GenotypeError(field, f"{value} gives the network about {_gib(gib)} GiB of activations at batch 1 "
+                            f"({_name(worst.path)}: {_gib(worst.activation_bytes / 2**30)} GiB, at resolution "
                             f"{size.resolution}{_scaling_note(genotype)}), over the limit of "
                             f"{limit.max_activation_gib:g} GiB; use a smaller resolution or fewer channels, or raise "
                             f"the limit with {ACTIVATION_ENV}")
     return size
+
+
+def _gib(value: float) -> str:
+    return f"{value:,.1f}" if value >= 1 else f"{value:.2g}"
 
 
 def _name(path: str) -> str:
