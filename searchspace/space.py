@@ -3,8 +3,10 @@
 A MobileNetV3 / MnasNet style factorized hierarchical space: a fixed stem and head, stages with
 fixed strides, and per stage a choice of block family (any registered family), output width,
 repeats and the family's own parameters (the values each family declares in ``Param.search``,
-restricted or widened by the config). ``Space.sample(trial)`` asks an Optuna trial (or anything
-with ``suggest_categorical``) and always returns a valid :class:`Genotype`.
+restricted or widened by the config). A stage wrapper (``csp``) also takes its inner family's
+values (``s<i>_csp_<inner>_<param>``; the config's ``params.<inner>`` applies). ``Space.sample(trial)``
+asks an Optuna trial (or anything with ``suggest_categorical``) and always returns a valid
+:class:`Genotype`.
 """
 
 from __future__ import annotations
