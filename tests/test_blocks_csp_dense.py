@@ -166,6 +166,8 @@ def test_width_scales_growth():
     net = resolve(with_scaling(load_genotype("zoo:densenet121"), width=0.5))
     assert {b.args["growth"] for b in net.blocks} == {16}
     assert [b.args.out for b in net.blocks] == [128, 256, 512, 512]
+    wrapped = parse_genotype(entry(type="csp", out=32, inner="dense", layers=2, growth=8))
+    assert resolve(with_scaling(wrapped, width=2.0)).blocks[0].args["growth"] == 16  # inside a csp entry too
     model = build_model("zoo:densenet121", width=0.5, resolution=64).eval()
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
 
