@@ -49,6 +49,7 @@ def block_width(args: BlockArgs) -> int:
 
 
 def down_width(args: BlockArgs) -> int:
+    """Output of the stride-2 3x3 conv: ``out`` with ``down_growth``, else the input width."""
     return args.out if args["down_growth"] else args.in_ch
 
 
