@@ -86,7 +86,8 @@ class SearchConfig:
                             choices=STRATEGIES)
     population: int = setting(10, "evolution population size", low=2, high=100000)
     tournament: int = setting(3, "evolution tournament (sample) size", low=1, high=100000)
-    trials: int | None = setting(None, "stop after this many trials (including failed and pruned)", low=1,
+    trials: int | None = setting(None, "stop when the study holds this many finished trials (completed, "
+                                       "pruned and failed; counted over all workers sharing the study)", low=1,
                                  in_hash=False)
     budget: float | None = setting(840.0, "stop after this much wall time, e.g. 15m, 900s, 1h", low=1e-3,
                                    parse=parse_duration, in_hash=False, example="15m")

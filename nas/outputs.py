@@ -1,4 +1,8 @@
-"""What a run leaves behind: trials.csv, pareto.csv, pareto.png, best.yaml and report.md."""
+"""What a run leaves behind: trials.csv, pareto.csv, pareto.png, best.yaml and report.md.
+
+Every file is written atomically (a unique temporary name, then a rename), so a reader, or another
+worker sharing the run folder, never sees half a file. trials.csv is rewritten as each trial finishes.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,12 @@ import math
 from pathlib import Path
 
 import optuna
+from optuna.trial import TrialState
 
 from nas.progress import describe
+from nas.storage import NO_HEARTBEAT
 from searchspace import Genotype, parse_genotype, save_genotype
+from searchspace.textio import atomic_file, write_text_atomic
 
 REFERENCE_NETWORKS = ("mobilenet_v3_small", "mobilenet_v3_large", "shufflenet_v2_x1_0", "ghostnet_100")
 TRIAL_COLUMNS = ("number", "state", "accuracy", "cost", "reward", "epochs", "seconds", "train_seconds",
@@ -30,7 +37,7 @@ def trial_rows(study: optuna.Study) -> list[dict]:
             "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
             if t.datetime_complete and t.datetime_start else None,
             "duplicate_of": a.get("duplicate_of"),
-            "reason": a.get("reason", ""),
+            "reason": a.get("reason", NO_HEARTBEAT if t.state == TrialState.FAIL else ""),
             "architecture": describe(parse_genotype(genotype)) if genotype else "",
         }
         row.update({f"param:{k}": v for k, v in sorted(t.params.items())})
@@ -42,10 +49,15 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     columns = list(TRIAL_COLUMNS)
     for row in rows:
         columns += [k for k in row if k not in columns]
-    with path.open("w", newline="") as f:
+    with atomic_file(path) as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def write_trials(folder: Path, study: optuna.Study) -> None:
+    """trials.csv of the study as it is now (called as each trial finishes, and at the end)."""
+    write_csv(folder / "trials.csv", trial_rows(study))
 
 
 def pareto_front(rows: list[dict]) -> list[dict]:
@@ -86,7 +98,8 @@ def plot_pareto(path: Path, rows: list[dict], front: list[dict], target: float, 
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, fontsize=8, frameon=False)  # above the axes
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_file(path, binary=True) as f:
+        fig.savefig(f, format="png", dpi=120)
     plt.close(fig)
 
 
@@ -121,7 +134,7 @@ def write_report(path: Path, summary: dict, front: list[dict], rows: list[dict],
     failed = [r for r in rows if r["state"] == "FAIL"]
     if failed:
         lines += ["", "## Failed trials", ""] + [f"- trial {r['number']}: {r['reason']}" for r in failed]
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def engine_overhead(rows: list[dict]) -> float | None:

@@ -17,8 +17,10 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from nas.scoring import TrialRecord, record_attrs, reuse_earlier, score_candidate
+from nas.outputs import write_trials
+from nas.scoring import TrialRecord, below_chance, record_attrs, reuse_earlier, score_candidate
 from nas.search import Run, earlier_trial
+from nas.storage import open_storage
 from nas.strategies import make_sampler
 from searchspace.errors import NasError
 
@@ -56,13 +58,14 @@ def _trainable(params: dict[str, Any], run: Run) -> None:
     cfg = run.config
     if cfg.proxy.threads is None:
         cfg.proxy.threads = 1
-    study = optuna.load_study(study_name=run.study_name, storage=run.storage)
+    study = optuna.load_study(study_name=run.study_name, storage=open_storage(run.storage))
     earlier = earlier_trial(study, genotype.hash(), len(study.get_trials(deepcopy=False)))
     if earlier is not None:
         record = reuse_earlier(TrialRecord(genotype), earlier)
     else:
         cost: dict[str, float] = {}
         record = score_candidate(genotype, run.scorer, _epoch_reporter(run, cost), on_cost=lambda c: cost.update(cost=c))
+        record = below_chance(record, run.scorer.chance)
     final = {"epoch": (record.epochs or 0) + 1, "reward": record.reward if record.reward is not None else -1.0,
              RECORD: {"state": record.state, **record_attrs(record, backend="ray")}}
     tune.report(final)
@@ -184,4 +187,5 @@ def record_trial(study: optuna.Study, run: Run, params: dict[str, Any], metrics:
                                       distributions=recorder.distributions, user_attrs=attrs)
     study.add_trial(trial)
     progress.finished(study, study.get_trials(deepcopy=False)[-1])
+    write_trials(run.folder, study)
     return True

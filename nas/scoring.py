@@ -23,6 +23,7 @@ from searchspace import Genotype
 REASON = "reason"
 DUPLICATE = "duplicate_of"
 RESULT_ATTRS = ("accuracy", "cost", "reward", "epochs", "params")  # what a repeat copies from its original
+CHANCE_MARGIN = 0.02  # an accuracy within this of chance (1 / classes) means the candidate learned nothing
 
 Report = Callable[[int, float], None]
 
@@ -58,6 +59,7 @@ class Scorer:
     cost_model: CostModel
     reward: Reward
     trainer: Trainer
+    chance: float = 0.0  # accuracy of guessing: 1 / classes of the proxy data
 
 
 @dataclass
@@ -115,6 +117,14 @@ def score_candidate(genotype: Genotype, scorer: Scorer, report: Report | None = 
     return record
 
 
+def below_chance(record: TrialRecord, chance: float) -> TrialRecord:
+    """A completed candidate no better than guessing is a failure with its reason: never the winner."""
+    if record.state == "COMPLETE" and chance > 0 and record.accuracy <= chance + CHANCE_MARGIN:
+        return _ended(record, "FAIL", f"accuracy {record.accuracy:.4f} is at chance ({chance:.4f}): the candidate "
+                                      f"did not learn (too few training steps, or a broken setting)")
+    return record
+
+
 def _ended(record: TrialRecord, state: str, reason: str) -> TrialRecord:
     record.state, record.reason = state, reason
     return record
@@ -132,6 +142,8 @@ def reuse_earlier(record: TrialRecord, earlier) -> TrialRecord:
     record.duplicate_of = earlier.number
     if earlier.state.name == "PRUNED":
         return _ended(record, "PRUNED", f"same network as trial {earlier.number}, which was pruned")
+    if earlier.state.name == "RUNNING":
+        return _ended(record, "PRUNED", f"same network as trial {earlier.number}, which another worker is training")
     for key in RESULT_ATTRS:
         setattr(record, key, earlier.user_attrs.get(key))
     record.train_seconds, record.cost_seconds = 0.0, 0.0

@@ -15,10 +15,12 @@ from datetime import datetime
 from pathlib import Path
 
 import optuna
+from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
 from nas.config import SearchConfig
 from nas.cost_models import CostModel, cost_model_for
+from nas.outputs import write_trials
 from nas.progress import Progress
 from nas.reward import reward_for
 from nas.scoring import (
@@ -28,14 +30,17 @@ from nas.scoring import (
     Scorer,
     Trainer,
     TrialRecord,
+    below_chance,
     record_attrs,
     record_values,
     reuse_earlier,
     score_candidate,
 )
+from nas.storage import driver_url, fail_dead_workers_trials, open_storage
 from nas.strategies import make_sampler
 from searchspace.errors import NasError
 from searchspace.space import Space, space_from_dict
+from searchspace.textio import write_text_atomic
 
 
 @dataclass
@@ -61,15 +66,18 @@ def prepare_run(config: SearchConfig, cost_model: CostModel | None = None, train
     config.name = name
     folder = Path(config.runs_dir) / name
     db = folder / "study.db"
+    if config.storage is not None:
+        driver_url(config.storage)  # an unusable URL fails before the run folder is made
     if folder.exists() and db.exists() and not config.resume and config.storage is None:
         raise NasError(f"name: run {str(folder)!r} exists; add --resume to continue it or pick another --name")
     if config.resume and config.storage is None and not db.exists():
         raise NasError(f"resume: no run to resume at {str(folder)!r}")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    write_text_atomic(folder / "config.json", json.dumps(config.to_dict(), indent=2))
     storage = config.storage or f"sqlite:///{db}"
     space = space_from_dict(config.space)
     space.config.head["num_classes"] = dataset_classes(config)
+    scorer.chance = 1.0 / space.config.head["num_classes"]
     return Run(config, folder, storage, space, scorer)
 
 
@@ -85,7 +93,7 @@ def create_study(run: Run) -> optuna.Study:
     cfg = run.config
     reward = run.scorer.reward
     sampler = make_sampler(cfg.strategy, cfg.seed, population=cfg.population, tournament=cfg.tournament,
-                           multi_objective=reward.multi_objective)
+                           multi_objective=reward.multi_objective, space=run.space)
     pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
               "halving": optuna.pruners.SuccessiveHalvingPruner(),
               "none": optuna.pruners.NopPruner()}[cfg.pruner]
@@ -93,25 +101,15 @@ def create_study(run: Run) -> optuna.Study:
         pruner = optuna.pruners.NopPruner()  # Optuna prunes single-objective studies only
     directions = ["maximize", "minimize"] if reward.multi_objective else ["maximize"]
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = open_storage(run.storage)
     try:
-        study = optuna.create_study(study_name=run.study_name, storage=run.storage, sampler=sampler,
+        study = optuna.create_study(study_name=run.study_name, storage=storage, sampler=sampler,
                                     pruner=pruner, directions=directions, load_if_exists=True)
-    except (ValueError, ImportError) as err:
-        raise NasError(f"storage: cannot open {run.storage!r}: {err}") from None
-    if cfg.resume:
-        fail_interrupted(study)
+    except ValueError as err:
+        raise NasError(f"storage: cannot use {run.storage!r}: {err}") from None
+    fail_dead_workers_trials(study)
     study.set_user_attr("config_hash", cfg.hash())
     return study
-
-
-def fail_interrupted(study: optuna.Study) -> int:
-    """Mark trials left RUNNING by a killed process as failed (reason: interrupted)."""
-    n = 0
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(trial._trial_id, REASON, "interrupted (process stopped)")
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        n += 1
-    return n
 
 
 class TrialFailed(Exception):
@@ -123,6 +121,7 @@ class Objective:
 
     def __init__(self, run: Run, progress: Progress | None = None) -> None:
         self.run = run
+        self.current: optuna.Trial | None = None  # the trial this process runs now
         self.multi = run.scorer.reward.multi_objective
         self.progress = progress
 
@@ -131,11 +130,13 @@ class Objective:
         trial.set_user_attr("hash", genotype.hash())  # known while it runs (a killed run shows what it held)
         if self.progress:
             self.progress.candidate(trial.number, genotype)
+        self.current = trial
         earlier = earlier_trial(trial.study, genotype.hash(), trial.number)
         if earlier is not None:  # the same network again (another params path to it): never retrained
             record = reuse_earlier(TrialRecord(genotype), earlier)
         else:
             record = score_candidate(genotype, self.run.scorer, self._reporter(trial))
+            record = below_chance(record, self.run.scorer.chance)
         for key, value in record_attrs(record).items():
             trial.set_user_attr(key, value)
         if record.state == "PRUNED":
@@ -156,11 +157,10 @@ class Objective:
 
 
 def earlier_trial(study: optuna.Study, genotype_hash: str, number: int) -> optuna.trial.FrozenTrial | None:
-    """The first completed or pruned trial before ``number`` that scored the same network, if any.
-
-    Failed trials do not count: a failure (out of memory, interrupted) may not happen again.
-    """
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+    """The first trial before ``number`` that holds the same network (completed, pruned, or running in
+    another worker), if any. Failed trials do not count: a failure (out of memory, interrupted) may not
+    happen again."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)):
         if t.number < number and t.user_attrs.get("hash") == genotype_hash:
             return t
     return None
@@ -182,6 +182,17 @@ class StopOnFailures:
             study.stop()
 
 
+def mark_own_interrupted(study: optuna.Study, trial: optuna.Trial | None) -> None:
+    """This process's own trial, stopped by Ctrl-C: failed with its reason (other workers' trials untouched)."""
+    if trial is None:
+        return
+    frozen = study._storage.get_trial(trial._trial_id)
+    if frozen.state in (TrialState.RUNNING, TrialState.FAIL):
+        study._storage.set_trial_user_attr(trial._trial_id, REASON, "interrupted (Ctrl-C)")
+    if frozen.state == TrialState.RUNNING:
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
+
 def run_local(run: Run, study: optuna.Study, progress: Progress) -> str | None:
     """Run trials in this process until the trial count or the time budget is reached."""
     cfg = run.config
@@ -190,14 +201,18 @@ def run_local(run: Run, study: optuna.Study, progress: Progress) -> str | None:
     finished = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
     remaining = None if cfg.trials is None else max(0, cfg.trials - finished)
     if remaining == 0:
-        return f"nothing to do: {finished} trials already finished (--trials {cfg.trials})"
+        return f"nothing to do: the study already holds {finished} finished trials (trials: {cfg.trials})"
     stopper = StopOnFailures(cfg.max_failures)
     objective = Objective(run, progress)
+    callbacks = [progress.finished, stopper, lambda s, t: write_trials(run.folder, s)]
+    if cfg.trials is not None:  # the count is the study's: all workers together
+        callbacks.append(MaxTrialsCallback(cfg.trials, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                               TrialState.FAIL)))
     start = time.monotonic()
     try:
         study.optimize(objective, n_trials=remaining, timeout=cfg.budget, catch=(Exception,),
-                       callbacks=[progress.finished, stopper], gc_after_trial=True)
+                       callbacks=callbacks, gc_after_trial=True)
     except KeyboardInterrupt:
-        fail_interrupted(study)
+        mark_own_interrupted(study, objective.current)
         return f"interrupted after {time.monotonic() - start:.0f}s; finished trials are kept (resume with --resume)"
     return stopper.message

@@ -16,7 +16,10 @@ the define-by-run model (the parameters a trial has depend on its earlier choice
   stale sub-parameters in its encoding; the new branch's parameters are sampled at random.
 
 Both keep no search state of their own: each trial re-reads the completed trials of the study, so a
-study resumed from RDB storage continues where it stopped. The chosen values are a *plan* made in
+study resumed from RDB storage continues where it stopped. Given the search space, ``random`` and
+the random trials of both draw a network the study does not hold yet (finished, pruned or running)
+from a generator seeded by the strategy's seed and the trial's number: a resumed run or a second
+worker on the same study, whatever its seed, never proposes a network again. The chosen values are a *plan* made in
 ``before_trial``; ``sample_independent`` follows it and samples at random any parameter the plan
 does not have (a branch the parent never took) or whose value no longer fits its distribution.
 """
@@ -24,6 +27,7 @@ does not have (a branch the parent never took) or whose value no longer fits its
 from __future__ import annotations
 
 import math
+import random
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -48,12 +52,14 @@ PLAN_ATTR = "strategy:plan"  # the full set of values a plan asked for
 
 
 def make_sampler(name: str, seed: int | None = None, *, population: int = 10, tournament: int = 3,
-                 n_startup: int = 10, multi_objective: bool = False) -> BaseSampler:
+                 n_startup: int = 10, multi_objective: bool = False, space: Any = None) -> BaseSampler:
     """The sampler of strategy ``name``; raises ``NasError`` for an unknown name or a bad setting.
 
     ``population``: evolution's population, NSGA-II's population size, the surrogate's number of parents.
     ``tournament``: evolution's sample size. ``n_startup``: random trials before TPE / the surrogate start.
     ``multi_objective``: the study has several objectives (the surrogate refuses it).
+    ``space``: the search space (a ``searchspace.space.Space``); with it, random trials are networks the
+    study does not hold yet (see the module docstring).
     """
     if name not in STRATEGIES:
         raise NasError(f"strategy: {name!r} is not one of {', '.join(STRATEGIES)}")
@@ -64,7 +70,7 @@ def make_sampler(name: str, seed: int | None = None, *, population: int = 10, to
         allowed = ", ".join(s for s in STRATEGIES if s not in SINGLE_OBJECTIVE_ONLY)
         raise NasError(f"strategy: {name!r} is single-objective; for multi-objective use one of {allowed}")
     if name == "random":
-        return RandomSampler(seed=seed)
+        return PlanSampler(seed, space) if space is not None else RandomSampler(seed=seed)
     if name == "tpe":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -72,8 +78,8 @@ def make_sampler(name: str, seed: int | None = None, *, population: int = 10, to
     if name == "nsga2":
         return NSGAIISampler(seed=seed, population_size=population)
     if name == "evolution":
-        return EvolutionSampler(seed=seed, population=population, tournament=tournament)
-    return SurrogateSampler(seed=seed, parents=population, n_startup=max(n_startup, 2))
+        return EvolutionSampler(seed=seed, population=population, tournament=tournament, space=space)
+    return SurrogateSampler(seed=seed, parents=population, n_startup=max(n_startup, 2), space=space)
 
 
 # --- plain helpers over trials and distributions ---------------------------------------------------
@@ -190,21 +196,47 @@ def params_key(params: dict[str, Any]) -> frozenset:
 
 # --- the plan-following base sampler ----------------------------------------------------------------
 
-class PlanSampler(BaseSampler):
-    """Chooses a full plan of values in ``before_trial``; random for whatever the plan lacks."""
+def held_networks(study: Study) -> set[str]:
+    """Genotype hashes of the networks the study holds: finished, pruned or running (failed ones may be retried)."""
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return {t.user_attrs["hash"] for t in study.get_trials(deepcopy=False, states=states) if "hash" in t.user_attrs}
 
-    def __init__(self, seed: int | None = None) -> None:
+
+class PlanSampler(BaseSampler):
+    """Chooses a full plan of values in ``before_trial``; random for whatever the plan lacks.
+
+    As a strategy of its own (``random``) every plan is a random network the study does not hold yet.
+    """
+
+    def __init__(self, seed: int | None = None, space: Any = None) -> None:
         self._seed = seed
+        self._space = space
         self._rng = np.random.RandomState(seed)
         self._random = RandomSampler(seed=seed)
         self._plans: dict[int, dict[str, Any]] = {}
 
     def plan(self, study: Study, trial: FrozenTrial) -> tuple[dict[str, Any], dict[str, Any]]:
         """(values to follow, system attributes to record on the trial); empty plan = random trial."""
-        raise NotImplementedError
+        return {}, {}
+
+    def unseen_random_plan(self, study: Study, trial: FrozenTrial, tries: int = 200) -> dict[str, Any]:
+        """The params of a random network the study does not hold, drawn with (seed, trial number)."""
+        if self._space is None:
+            return {}
+        from searchspace.space import RandomTrial
+
+        rng = random.Random(((self._seed or 0) * 1_000_003 + trial.number) % 2**32)
+        held = held_networks(study)
+        for _ in range(tries):
+            draw = RandomTrial(rng)
+            if self._space.sample(draw).hash() not in held:
+                break
+        return draw.params
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         values, attrs = self.plan(study, trial)
+        if not values:
+            values = self.unseen_random_plan(study, trial)
         if values:
             self._plans[trial._trial_id] = values
             # the plan is remembered as seen too: when it switches a branch (a block type), the params
@@ -239,8 +271,8 @@ class PlanSampler(BaseSampler):
 class EvolutionSampler(PlanSampler):
     """Regularized (ageing) evolution: tournament parent from the last ``population`` trials, one mutation."""
 
-    def __init__(self, seed: int | None = None, population: int = 10, tournament: int = 3) -> None:
-        super().__init__(seed)
+    def __init__(self, seed: int | None = None, population: int = 10, tournament: int = 3, space: Any = None) -> None:
+        super().__init__(seed, space)
         self.population = population
         self.tournament = tournament
 
@@ -259,8 +291,8 @@ class SurrogateSampler(PlanSampler):
     """Evolution guided by a Gaussian process: the unseen mutant of highest expected improvement."""
 
     def __init__(self, seed: int | None = None, parents: int = 10, n_startup: int = 10,
-                 n_random: int = 100, n_double: int = 100) -> None:
-        super().__init__(seed)
+                 n_random: int = 100, n_double: int = 100, space: Any = None) -> None:
+        super().__init__(seed, space)
         self.parents = parents
         self.n_startup = n_startup
         self.n_random = n_random
