@@ -5,6 +5,9 @@ The public API for using genotypes needs only torch and pyyaml::
     import nas
     g = nas.load_genotype("zoo:mobilenet_v3_large")
     model = nas.build_model(g, num_classes=10)
+
+``nas.train(genotype, data="fashion-mnist", epochs=20)`` trains one for real (:mod:`nas.training`; its
+imports load on first use).
 """
 
 from __future__ import annotations
@@ -22,5 +25,14 @@ from searchspace import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    if name == "train":  # loaded on first use: `import nas` stays light
+        from nas.training import train
+
+        return train
+    raise AttributeError(f"module 'nas' has no attribute {name!r}")
+
+
 __all__ = ["Genotype", "GenotypeError", "NasError", "__version__", "build_model", "genotype_text",
-           "load_genotype", "save_genotype", "zoo_names"]
+           "load_genotype", "save_genotype", "train", "zoo_names"]

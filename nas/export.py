@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from searchspace.errors import NasError
 from searchspace.textio import check_output_file
+from searchspace.weights import load_weights
 
 if TYPE_CHECKING:
     import torch
@@ -51,64 +52,9 @@ class ExportResult:
         return asdict(self)
 
 
-def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
-    """Load a state dict (``torch.load(weights_only=True)``) into ``model``; one-line NasError if it does not fit.
-
-    The file holds a state dict, or a dict with one under ``state_dict`` or ``model``.
-    """
-    import torch
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. torch's notice about the file's pickle protocol
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise NasError(f"weights: no such file {str(path)!r}") from None
-    except Exception as err:  # pickle errors, unsafe globals, truncated files
-        raise NasError(f"weights: cannot read {str(path)!r} as a state dict of tensors: {_load_failure(err)}") from None
-    if isinstance(state, dict):
-        state = state.get("state_dict", state.get("model", state))
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise NasError(f"weights: {str(path)!r} does not hold a state dict (a mapping of names to tensors)")
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing ({_few(missing)})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected ({_few(unexpected)})")
-        if shapes:
-            k = shapes[0]
-            parts.append(f"{len(shapes)} of another shape ({k}: {tuple(state[k].shape)} in the file, "
-                         f"{tuple(own[k].shape)} here)")
-        hint = ""
-        if not missing and not unexpected and all(k.startswith("head.classifier.") for k in shapes):
-            hint = f"; pass --num-classes {state['head.classifier.weight'].shape[0]}"
-        raise NasError(f"weights: {str(path)!r} does not match the network: {'; '.join(parts)}{hint}")
-    model.load_state_dict(state)
-
-
-def _load_failure(err: Exception) -> str:
-    """Why ``torch.load(weights_only=True)`` failed, without torch's advice to retry unsafely."""
-    skip = ("Weights only load failed", "Please file an issue", "Check the documentation")
-    lines = [line.strip() for line in str(err).splitlines()]
-    reasons = [line.removeprefix("WeightsUnpickler error:").strip() for line in lines if line and not line.startswith(skip)]
-    reasons = [r for r in reasons if r]
-    if lines and lines[0].startswith(skip[0]):  # the safe unpickler refused a global or an opcode
-        return f"{reasons[0] if reasons else 'refused'} (only tensors are ever loaded)"
-    return f"{type(err).__name__}: {_first_line(err)}"
-
-
 def _first_line(err: Exception) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
-
-
-def _few(keys: list[str], n: int = 3) -> str:
-    return ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")
 
 
 def prepare_model(genotype: Any, num_classes: int | None = None, resolution: int | None = None,

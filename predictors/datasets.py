@@ -6,12 +6,15 @@ Sources (``DatasetSpec.name``):
   cifar10        the python batches data_batch_1..5 + test_batch (dir or its cifar-10-batches-py/).
   cifar100       the python pickles train + test (fine labels; dir or its cifar-100-python/).
   imagefolder    root/train/<class>/*.png|jpg with root/val/ (or root/test/), or one root/<class>/ tree;
-                 read with Pillow, shorter side resized to ``image_size`` and centre-cropped.
+                 read with Pillow, shorter side resized to ``image_size`` and centre-cropped;
+                 :func:`stream_imagefolder` reads it from disk batch by batch instead (a tree
+                 larger than memory, DataLoader workers).
   synthetic      a small deterministic, learnable set (class templates + shift + noise) for tests.
 
 Images stay uint8 ``(N, C, H, W)`` in memory; the trainer normalises each batch on the fly. The
 validation set is a seeded, stratified hold-out of ``val_fraction`` of the training split, so the
 official test split stays untouched by the search; ``val_fraction=0`` validates on the test split.
+The test split itself is kept as ``LoadedDataset.test`` (None when the source has none).
 Nothing is downloaded unless ``download=True`` is asked for.
 """
 
@@ -27,7 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from predictors.cifar_pickle import load_batch
 from searchspace.errors import NasError
@@ -63,12 +66,13 @@ class DatasetSpec:
 
 
 class LoadedDataset(NamedTuple):
-    """``(train, val, num_classes, in_channels)``; tensors are uint8 images and int64 labels."""
+    """``(train, val, num_classes, in_channels, test)``; tensors are uint8 images and int64 labels."""
 
     train: TensorDataset
     val: TensorDataset
     num_classes: int
     in_channels: int
+    test: TensorDataset | None = None  # the official test split (None if the source has none)
 
 
 def load_dataset(name: str | DatasetSpec = "fashion-mnist", data_dir: str | Path | None = None, *,
@@ -108,26 +112,36 @@ def _check_spec(spec: DatasetSpec) -> None:
 @functools.lru_cache(maxsize=2)
 def _load_cached(spec: DatasetSpec) -> LoadedDataset:
     (train_x, train_y), test, num_classes = _load_splits(spec)
+    train_idx, val_idx, val_from_test = split_indices(train_y, None if test is None else test[1], spec)
+    val_x, val_y = test if val_from_test else (train_x, train_y)
+    return LoadedDataset(TensorDataset(train_x[train_idx].contiguous(), train_y[train_idx]),
+                         TensorDataset(val_x[val_idx].contiguous(), val_y[val_idx]),
+                         num_classes, int(train_x.shape[1]), None if test is None else TensorDataset(*test))
+
+
+def split_indices(train_labels: torch.Tensor, test_labels: torch.Tensor | None,
+                  spec: DatasetSpec) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """(training indices, validation indices, whether the latter index the test split).
+
+    Validation is a seeded, stratified hold-out of ``val_fraction`` of the training labels (or the
+    test split when it is 0); then ``subset`` and ``val_subset`` keep seeded, stratified shares.
+    """
     if spec.val_fraction > 0:
-        n_val = max(1, round(spec.val_fraction * len(train_y)))
-        val_idx = stratified_indices(train_y, n_val, spec.seed)
-        keep = torch.ones(len(train_y), dtype=torch.bool)
+        n_val = max(1, round(spec.val_fraction * len(train_labels)))
+        val_idx = stratified_indices(train_labels, n_val, spec.seed)
+        keep = torch.ones(len(train_labels), dtype=torch.bool)
         keep[val_idx] = False
-        val_x, val_y = train_x[val_idx], train_y[val_idx]
-        train_x, train_y = train_x[keep], train_y[keep]
-    elif test is None:
+        train_idx, val_labels = keep.nonzero().flatten(), train_labels[val_idx]
+    elif test_labels is None:
         raise DatasetError(f"dataset {spec.name}: no test/val split in {spec.data_dir}; "
                            "use val_fraction > 0 to hold out part of the training images")
     else:
-        val_x, val_y = test
-    if spec.subset is not None and spec.subset < len(train_y):
-        idx = stratified_indices(train_y, spec.subset, spec.seed + 1)
-        train_x, train_y = train_x[idx], train_y[idx]
-    if spec.val_subset is not None and spec.val_subset < len(val_y):
-        idx = stratified_indices(val_y, spec.val_subset, spec.seed + 2)
-        val_x, val_y = val_x[idx], val_y[idx]
-    return LoadedDataset(TensorDataset(train_x.contiguous(), train_y), TensorDataset(val_x.contiguous(), val_y),
-                         num_classes, int(train_x.shape[1]))
+        train_idx, val_idx, val_labels = torch.arange(len(train_labels)), torch.arange(len(test_labels)), test_labels
+    if spec.subset is not None and spec.subset < len(train_idx):
+        train_idx = train_idx[stratified_indices(train_labels[train_idx], spec.subset, spec.seed + 1)]
+    if spec.val_subset is not None and spec.val_subset < len(val_idx):
+        val_idx = val_idx[stratified_indices(val_labels, spec.val_subset, spec.seed + 2)]
+    return train_idx, val_idx, spec.val_fraction == 0
 
 
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -257,29 +271,40 @@ def _class_files(root: Path) -> dict[str, list[Path]]:
     return {name: paths for name, paths in files.items() if paths}
 
 
-def _read_images(files: list[tuple[Path, int]], size: int) -> tuple[Split, bool]:
+def _decode(path: Path, size: int) -> tuple[np.ndarray, bool]:
+    """One image as uint8 ``(size, size, 3)`` RGB (shorter side resized to ``size``, centre-cropped), and
+    whether the file was greyscale."""
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        with Image.open(path) as img:
+            grey = img.mode in GREY_MODES
+            img = img.convert("RGB")
+            scale = size / min(img.size)
+            w, h = max(size, round(img.size[0] * scale)), max(size, round(img.size[1] * scale))
+            img = img.resize((w, h), Image.BILINEAR)
+            left, top = (w - size) // 2, (h - size) // 2
+            return np.array(img.crop((left, top, left + size, top + size))), grey
+    except (OSError, UnidentifiedImageError) as err:
+        raise DatasetError(f"{path}: cannot read image ({err})") from None
+
+
+def _read_images(files: list[tuple[Path, int]], size: int) -> tuple[Split, bool]:
     images, grey = np.empty((len(files), size, size, 3), dtype=np.uint8), True
     for i, (path, _) in enumerate(files):
-        try:
-            with Image.open(path) as img:
-                grey = grey and img.mode in GREY_MODES
-                img = img.convert("RGB")
-                scale = size / min(img.size)
-                w, h = max(size, round(img.size[0] * scale)), max(size, round(img.size[1] * scale))
-                img = img.resize((w, h), Image.BILINEAR)
-                left, top = (w - size) // 2, (h - size) // 2
-                images[i] = np.asarray(img.crop((left, top, left + size, top + size)))
-        except (OSError, UnidentifiedImageError) as err:
-            raise DatasetError(f"{path}: cannot read image ({err})") from None
+        images[i], file_grey = _decode(path, size)
+        grey = grey and file_grey
     tensor = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     labels = torch.tensor([label for _, label in files], dtype=torch.int64)
     return (tensor, labels), grey
 
 
-def load_imagefolder(root: Path, size: int = 32) -> tuple[Split, Split | None, int]:
-    """``root/train/<class>/`` (+ ``root/val/`` or ``root/test/``) or one ``root/<class>/`` tree."""
+Files = list[tuple[Path, int]]
+
+
+def imagefolder_files(root: Path) -> tuple[Files, Files | None, list[str]]:
+    """(training files, test files or None, class names) of an ImageFolder tree; labels follow the
+    sorted class folder names of the training tree."""
     if not root.is_dir():
         raise DatasetError(f"{root}: no such imagefolder directory")
     train_dir = root / "train" if (root / "train").is_dir() else root
@@ -296,6 +321,12 @@ def load_imagefolder(root: Path, size: int = 32) -> tuple[Split, Split | None, i
                 raise DatasetError(f"{root / name}: classes {', '.join(extra)} are not in {train_dir}")
             test_files = [(p, index[c]) for c, paths in _class_files(root / name).items() for p in paths]
             break
+    return train_files, test_files, list(index)
+
+
+def load_imagefolder(root: Path, size: int = 32) -> tuple[Split, Split | None, int]:
+    """``root/train/<class>/`` (+ ``root/val/`` or ``root/test/``) or one ``root/<class>/`` tree."""
+    train_files, test_files, classes = imagefolder_files(root)
     train, grey = _read_images(train_files, size)
     test = None
     if test_files:
@@ -304,7 +335,63 @@ def load_imagefolder(root: Path, size: int = 32) -> tuple[Split, Split | None, i
     if grey:  # every image was greyscale: keep one channel
         train = (train[0][:, :1].contiguous(), train[1])
         test = None if test is None else (test[0][:, :1].contiguous(), test[1])
-    return train, test, len(index)
+    return train, test, len(classes)
+
+
+class ImageFiles(Dataset):
+    """Images read from disk one at a time, ``(uint8 (C, size, size), label)`` each: only the paths are
+    held, so a tree larger than memory streams through DataLoader workers."""
+
+    def __init__(self, files: Files, size: int, grey: bool) -> None:
+        self.files, self.size, self.grey = files, size, grey
+        self.labels = torch.tensor([label for _, label in files], dtype=torch.int64)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        path, label = self.files[i]
+        image = torch.from_numpy(_decode(path, self.size)[0]).permute(2, 0, 1)
+        return (image[:1] if self.grey else image).contiguous(), label
+
+
+class StreamedDataset(NamedTuple):
+    """An ImageFolder tree split like :class:`LoadedDataset`, read from disk when iterated."""
+
+    train: ImageFiles
+    val: ImageFiles
+    num_classes: int
+    in_channels: int
+    test: ImageFiles | None
+    classes: list[str]
+
+
+def stream_imagefolder(spec: DatasetSpec) -> StreamedDataset:
+    """An ImageFolder tree (see :func:`imagefolder_files`) split by :func:`split_indices`, images read
+    lazily at ``spec.image_size``. Grey (one channel) when the first image of every class is greyscale."""
+    _check_spec(spec)
+    train_files, test_files, classes = imagefolder_files(Path(spec.data_dir))
+    labels = torch.tensor([label for _, label in train_files], dtype=torch.int64)
+    test_labels = None if test_files is None else torch.tensor([label for _, label in test_files])
+    train_idx, val_idx, val_from_test = split_indices(labels, test_labels, spec)
+    firsts = {label: path for path, label in reversed(train_files)}
+    grey = all(_is_grey(path) for path in firsts.values())
+    size = spec.image_size or 32
+    val_files = test_files if val_from_test else train_files
+    return StreamedDataset(ImageFiles([train_files[i] for i in train_idx.tolist()], size, grey),
+                           ImageFiles([val_files[i] for i in val_idx.tolist()], size, grey), len(classes),
+                           1 if grey else 3, None if test_files is None else ImageFiles(test_files, size, grey),
+                           classes)
+
+
+def _is_grey(path: Path) -> bool:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.mode in GREY_MODES
+    except (OSError, UnidentifiedImageError) as err:
+        raise DatasetError(f"{path}: cannot read image ({err})") from None
 
 
 # ---- synthetic ----

@@ -1,27 +1,34 @@
-"""Proxy training: a few epochs of a shrunk candidate on a small data set, scored by val top-1.
+"""The one training loop, and proxy training: a few epochs of a shrunk candidate, scored by val top-1.
 
-The candidate is built at the proxy ``resolution`` with its width multiplied by the proxy ``width``
-(through :func:`searchspace.with_scaling`), trained with SGD + Nesterov momentum (or AdamW) under a
-warm-up + cosine schedule, and evaluated after every epoch; ``report(epoch, accuracy)`` lets an Optuna pruner
-stop a bad candidate (whatever ``report`` raises propagates unchanged). Runs are deterministic for a
-given seed, thread count and device.
+:func:`fit` is the loop that proxy training (:func:`train_proxy`) and full training (``nas train``,
+:mod:`nas.train`) share: SGD + Nesterov momentum (or AdamW, no weight decay on norms and biases)
+under a warm-up + cosine schedule, label smoothing, an evaluation after every epoch. A recipe
+changes its numbers (the config) and hands in what it adds through :class:`LoopOptions`: warm-up
+share, mixed precision, a progress display, a per-epoch hook that writes checkpoints, and a saved
+:func:`loop_state` to resume from. The proxy's recipe is the default of each.
+
+For proxy training the candidate is built at the proxy ``resolution`` with its width multiplied by
+the proxy ``width`` (through :func:`searchspace.with_scaling`); ``report(epoch, accuracy)`` lets an
+Optuna pruner stop a bad candidate (whatever ``report`` raises propagates unchanged). Runs are
+deterministic for a given seed, thread count and device.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from predictors.datasets import LoadedDataset, load_dataset
 from predictors.latency import torch_threads
 from predictors.proxy_config import ProxyConfig
+from predictors.train_batches import BatchSource, TensorBatches, TensorChunks, channel_stats, prepare_tensors
 from searchspace import Genotype, GenotypeError, NasError, build, load_genotype, with_scaling
 from searchspace.settings import validate_settings
 
@@ -46,6 +53,7 @@ class EpochStats:
     train_loss: float   # mean over the epoch's batches
     val_accuracy: float
     seconds: float      # training + evaluation time of this epoch
+    lr: float = 0.0     # learning rate of the epoch's last step
 
 
 @dataclass
@@ -64,6 +72,69 @@ class ProxyResult:
 def proxy_genotype(genotype: Genotype, config: ProxyConfig) -> Genotype:
     """The candidate as proxy-trained: width multiplied by ``config.width``, at ``config.resolution``."""
     return with_scaling(genotype, width=genotype.scaling["width"] * config.width, resolution=config.resolution)
+
+
+class LoopProgress(Protocol):
+    """A display of the loop's progress (``nas train``'s rich bar)."""
+
+    def start(self, first_epoch: int, epochs: int, steps: int) -> None: ...
+
+    def step(self, epoch: int, step: int, loss: float) -> None: ...
+
+    def epoch(self, stats: EpochStats, best: float) -> None: ...
+
+
+@dataclass
+class EpochEnd:
+    """What ``LoopOptions.on_epoch`` receives after each epoch (everything a checkpoint needs)."""
+
+    stats: EpochStats
+    improved: bool                  # the best validation accuracy so far (the first epoch always is)
+    model: nn.Module
+    state: Callable[[], dict]       # the loop's whole state (:func:`loop_state`), built on demand
+
+
+@dataclass
+class LoopOptions:
+    """What a recipe adds to the loop besides its config; the defaults are the proxy's recipe."""
+
+    warmup: float = 0.25                                # share of the steps with linear warm-up
+    amp: bool = False                                   # mixed precision (on CUDA only)
+    progress: LoopProgress | None = None
+    on_epoch: Callable[[EpochEnd], None] | None = None  # e.g. write checkpoints
+    resume: dict | None = None                          # a :func:`loop_state` to continue from
+    name: str = "proxy"                                 # names the run in error messages
+
+
+@dataclass
+class Precision:
+    """Autocast dtype and (float16 only) a gradient scaler; neither: full precision."""
+
+    dtype: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+
+    def autocast(self) -> AbstractContextManager:
+        return torch.autocast("cuda", dtype=self.dtype) if self.dtype is not None else nullcontext()
+
+
+def precision_for(device: torch.device, amp: bool) -> Precision:
+    """Mixed precision on CUDA when ``amp``: bfloat16 where supported, else float16 with loss scaling."""
+    if not amp or device.type != "cuda":
+        return Precision()
+    if torch.cuda.is_bf16_supported():
+        return Precision(torch.bfloat16)
+    return Precision(torch.float16, torch.amp.GradScaler("cuda"))
+
+
+@dataclass
+class LoopParts:
+    """The objects whose state is the loop's state."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    gen: torch.Generator
+    precision: Precision
 
 
 def train_proxy(genotype: Genotype | str | dict, config: ProxyConfig | None = None,
@@ -86,57 +157,143 @@ def train_proxy(genotype: Genotype | str | dict, config: ProxyConfig | None = No
             data = load_dataset(config.dataset_spec())
         if len(data.train.tensors[1]) < 2 or len(data.val.tensors[1]) < 1:
             raise ProxyError("proxy: need at least 2 training and 1 validation image")
-        in_ch = genotype.input["channels"]
-        if data.in_channels not in (1, in_ch):
-            raise ProxyError(f"proxy: the data set has {data.in_channels} channels but the genotype's "
-                             f"input.channels is {in_ch}")
-        train_x, train_y = _prepare(data.train, config.resolution, device)
-        val_x, val_y = _prepare(data.val, config.resolution, device)
-        mean, std = _channel_stats(train_x)
-        torch.manual_seed(config.seed)
-        model = build(genotype, num_classes=data.num_classes).to(device)
-        if config.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        in_ch = check_channels(data.in_channels, genotype)
+        train_x, train_y = prepare_tensors(data.train, config.resolution, device)
+        val_x, val_y = prepare_tensors(data.val, config.resolution, device)
+        mean, std = channel_stats(train_x)
+        model = build_network(genotype, data.num_classes, config, device)
         params = sum(p.numel() for p in model.parameters())
-        return _fit(model, config, (train_x, train_y), (val_x, val_y), (mean, std, in_ch), report, params)
+        return fit(model, config, TensorBatches(train_x, train_y, config.batch_size), TensorChunks(val_x, val_y),
+                   (mean, std, in_ch), report, params=params)
 
 
-def _fit(model: nn.Module, config: ProxyConfig, train: tuple, val: tuple, norm: tuple,
-         report: Report | None, params: int) -> ProxyResult:
-    device = train[0].device
-    steps_per_epoch = _num_batches(len(train[1]), config.batch_size)
+def check_channels(data_channels: int, genotype: Genotype, name: str = "proxy") -> int:
+    """The genotype's input channels, if the data can feed them (same, or grey data repeated)."""
+    in_ch = genotype.input["channels"]
+    if data_channels not in (1, in_ch):
+        raise ProxyError(f"{name}: the data set has {data_channels} channels but the genotype's "
+                         f"input.channels is {in_ch}")
+    return in_ch
+
+
+def build_network(genotype: Genotype, num_classes: int, config: ProxyConfig, device: torch.device) -> nn.Module:
+    """The network, initialised from ``config.seed``, on ``device`` (channels_last if configured)."""
+    torch.manual_seed(config.seed)
+    model = build(genotype, num_classes=num_classes).to(device)
+    return model.to(memory_format=torch.channels_last) if config.channels_last else model
+
+
+def fit(model: nn.Module, config: ProxyConfig, train: BatchSource, val: Iterable, norm: tuple,
+        report: Report | None = None, options: LoopOptions | None = None, params: int = 0) -> ProxyResult:
+    """The training loop: ``config.epochs`` epochs over ``train``, each evaluated on ``val``.
+
+    ``norm`` is ``(mean, std, in_channels)`` of the input normalisation. ``options.resume`` (a
+    :func:`loop_state`) continues after its epoch; ``options.on_epoch`` runs after each epoch's
+    evaluation, before ``report``.
+    """
+    options = options or LoopOptions()
+    device = train.device
+    steps = len(train)
     optimizer = _optimizer(model, config)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.epochs * steps_per_epoch))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    gen = torch.Generator().manual_seed(config.seed)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.epochs * steps, options.warmup))
+    parts = LoopParts(model, optimizer, schedule, torch.Generator().manual_seed(config.seed),
+                      precision_for(device, options.amp))
     result = ProxyResult(accuracy=0.0, best_accuracy=0.0, params=params)
-    for epoch in range(1, config.epochs + 1):
+    first = 1 if options.resume is None else restore_loop(options.resume, parts, result, options.name) + 1
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    if options.progress is not None:
+        options.progress.start(first, config.epochs, steps)
+    for epoch in range(first, config.epochs + 1):
         start = time.perf_counter()
-        with _oom_guard(device):
-            model.train()
-            total = torch.zeros((), device=device)
-            for step, idx in enumerate(_batches(len(train[1]), config.batch_size, gen)):
-                x = _normalize(train[0][idx.to(device)], *norm, config.channels_last)
-                loss = loss_fn(model(x), train[1][idx.to(device)])
-                if not torch.isfinite(loss):
-                    raise NonFiniteLoss(
-                        f"proxy: training loss became {loss.item()} at epoch {epoch}, step {step + 1} "
-                        f"(lr {config.lr}, {config.optimizer}); the candidate diverged")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                total += loss.detach()
-            recalibrate_bn(model, train[0][:config.bn_images], norm, config)
-            accuracy = evaluate(model, val, norm, config)
+        with _oom_guard(device, options.name):
+            loss, lr = _train_epoch(parts, train, norm, config, loss_fn, epoch, options)
+            recalibrate_bn(model, train.calibration(config.bn_images), norm, config)
+            accuracy = evaluate(model, val, norm, config, parts.precision)
         seconds = time.perf_counter() - start
-        result.history.append(EpochStats(epoch, float(total) / steps_per_epoch, accuracy, seconds))
+        stats = EpochStats(epoch, loss, accuracy, seconds, lr)
+        improved = not result.history or accuracy > result.best_accuracy
+        result.history.append(stats)
         result.epochs_run, result.accuracy = epoch, accuracy
         result.best_accuracy = max(result.best_accuracy, accuracy)
         result.train_seconds += seconds
+        if options.progress is not None:
+            options.progress.epoch(stats, result.best_accuracy)
+        if options.on_epoch is not None:
+            options.on_epoch(EpochEnd(stats, improved, model, lambda e=epoch: loop_state(parts, result, e)))
         if report is not None:
             report(epoch, accuracy)
     return result
+
+
+def _train_epoch(parts: LoopParts, train: BatchSource, norm: tuple, config: ProxyConfig, loss_fn: nn.Module,
+                 epoch: int, options: LoopOptions) -> tuple[float, float]:
+    """One pass over ``train``: (mean loss, learning rate of the last step)."""
+    model, optimizer, scaler = parts.model, parts.optimizer, parts.precision.scaler
+    model.train()
+    total = torch.zeros((), device=train.device)
+    lr = optimizer.param_groups[0]["lr"]
+    for step, (images, labels) in enumerate(train.epoch(parts.gen)):
+        x = _normalize(images, *norm, config.channels_last)
+        with parts.precision.autocast():
+            loss = loss_fn(model(x), labels)
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(
+                f"{options.name}: training loss became {loss.item()} at epoch {epoch}, step {step + 1} "
+                f"(lr {config.lr}, {config.optimizer}); the {'candidate' if options.name == 'proxy' else 'network'} "
+                f"diverged")
+        optimizer.zero_grad(set_to_none=True)
+        lr = optimizer.param_groups[0]["lr"]
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        parts.schedule.step()
+        total += loss.detach()
+        if options.progress is not None:
+            options.progress.step(epoch, step + 1, float(loss.detach()))
+    return float(total) / len(train), lr
+
+
+def loop_state(parts: LoopParts, result: ProxyResult, epoch: int) -> dict[str, Any]:
+    """Everything the loop needs to continue after ``epoch`` exactly as if it had not stopped: weights,
+    optimizer, schedule, the data-order generator, the global RNG (dropout) and the history so far.
+    Tensors and plain data only (``torch.load(weights_only=True)`` reads it)."""
+    state = {"epoch": epoch, "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
+             "schedule": parts.schedule.state_dict(), "generator": parts.gen.get_state(),
+             "torch_rng": torch.get_rng_state(), "history": [asdict(h) for h in result.history],
+             "train_seconds": result.train_seconds}
+    if parts.precision.scaler is not None:
+        state["scaler"] = parts.precision.scaler.state_dict()
+    if next(parts.model.parameters()).device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_loop(state: dict[str, Any], parts: LoopParts, result: ProxyResult, name: str = "proxy") -> int:
+    """Load a :func:`loop_state` into the loop's objects and ``result``; the epoch it ended."""
+    try:
+        parts.model.load_state_dict(state["model"])
+        parts.optimizer.load_state_dict(state["optimizer"])
+        parts.schedule.load_state_dict(state["schedule"])
+        parts.gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if parts.precision.scaler is not None and "scaler" in state:
+            parts.precision.scaler.load_state_dict(state["scaler"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        result.history = [EpochStats(**h) for h in state["history"]]
+        epoch = int(state["epoch"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ProxyError(f"{name}: the saved loop state does not fit this run ({text[:200]})") from None
+    if result.history:
+        result.epochs_run, result.accuracy = epoch, result.history[-1].val_accuracy
+        result.best_accuracy = max(h.val_accuracy for h in result.history)
+    result.train_seconds = float(state.get("train_seconds", 0.0))
+    return epoch
 
 
 @torch.no_grad()
@@ -164,15 +321,18 @@ def recalibrate_bn(model: nn.Module, images: torch.Tensor, norm: tuple, config: 
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, val: tuple, norm: tuple, config: ProxyConfig) -> float:
-    """Top-1 accuracy of ``model`` on prepared validation tensors."""
+def evaluate(model: nn.Module, val: Iterable | tuple, norm: tuple, config: ProxyConfig,
+             precision: Precision | None = None) -> float:
+    """Top-1 accuracy of ``model`` on a split: ``(images, labels)`` tensors or chunks of them."""
     model.eval()
-    images, labels = val
-    correct = 0
-    for start in range(0, len(labels), 512):
-        x = _normalize(images[start:start + 512], *norm, config.channels_last)
-        correct += int((model(x).argmax(1) == labels[start:start + 512]).sum())
-    return correct / max(1, len(labels))
+    chunks = TensorChunks(*val) if isinstance(val, tuple) else val
+    correct = total = 0
+    for images, labels in chunks:
+        x = _normalize(images, *norm, config.channels_last)
+        with (precision or Precision()).autocast():
+            correct += int((model(x).argmax(1) == labels).sum())
+        total += len(labels)
+    return correct / max(1, total)
 
 
 def warmup_cosine(total_steps: int, warmup: float = 0.25) -> Callable[[int], float]:
@@ -187,33 +347,35 @@ def warmup_cosine(total_steps: int, warmup: float = 0.25) -> Callable[[int], flo
     return factor
 
 
-def check_proxy_config(config: ProxyConfig) -> torch.device:
-    """Validate every declared setting and the device (CUDA present?); the device to train on."""
+def check_proxy_config(config: ProxyConfig, prefix: str = "proxy.") -> torch.device:
+    """Validate every declared setting and the device (CUDA present?); the device to train on.
+
+    ``prefix`` starts the key names in error messages (``proxy.epochs: ...``)."""
     try:
-        validate_settings(config, "proxy.")
+        validate_settings(config, prefix)
     except GenotypeError as err:
         raise ProxyError(str(err)) from None
-    return _device(config.device)
+    return _device(config.device, f"{prefix}device")
 
 
-def _device(name: str) -> torch.device:
+def _device(name: str, key: str = "proxy.device") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ProxyError(f"proxy.device: {name!r} is not a device (use cpu, cuda or cuda:N)") from None
+        raise ProxyError(f"{key}: {name!r} is not a device (use cpu, cuda or cuda:N)") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ProxyError(f"proxy.device: {name!r} requested but CUDA is not available "
+            raise ProxyError(f"{key}: {name!r} requested but CUDA is not available "
                              f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'})")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ProxyError(f"proxy.device: {name!r} but only {torch.cuda.device_count()} CUDA device(s)")
+            raise ProxyError(f"{key}: {name!r} but only {torch.cuda.device_count()} CUDA device(s)")
     elif device.type != "cpu":
-        raise ProxyError(f"proxy.device: {name!r} is not supported (use cpu, cuda or cuda:N)")
+        raise ProxyError(f"{key}: {name!r} is not supported (use cpu, cuda or cuda:N)")
     return device
 
 
 @contextmanager
-def _oom_guard(device: torch.device) -> Iterator[None]:
+def _oom_guard(device: torch.device, name: str = "proxy") -> Iterator[None]:
     """Re-raise out-of-memory errors as :class:`ProxyOutOfMemory`."""
     try:
         yield
@@ -224,29 +386,7 @@ def _oom_guard(device: torch.device) -> Iterator[None]:
         if device.type == "cuda":
             torch.cuda.empty_cache()
         first = text.strip().splitlines()[0] if text.strip() else "out of memory"
-        raise ProxyOutOfMemory(f"proxy: out of memory on {device} ({first[:200]})") from err
-
-
-def _prepare(dataset, resolution: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images resized to ``resolution`` (bilinear, in chunks) and labels, on ``device``."""
-    images, labels = dataset.tensors
-    if images.shape[-2:] != (resolution, resolution):
-        chunks = []
-        for start in range(0, len(images), 2048):
-            x = images[start:start + 2048].float()
-            x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False,
-                              antialias=resolution < images.shape[-1])
-            chunks.append(x.round_().clamp_(0, 255).to(torch.uint8))
-        images = torch.cat(chunks)
-    return images.to(device), labels.to(device)
-
-
-def _channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of uint8 images (on a sample), shaped (1, C, 1, 1) in [0, 255] units."""
-    sample = images[:4096].float()
-    mean = sample.mean(dim=(0, 2, 3))
-    std = sample.std(dim=(0, 2, 3)).clamp_min(1.0)
-    return mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1)
+        raise ProxyOutOfMemory(f"{name}: out of memory on {device} ({first[:200]})") from err
 
 
 def _normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, in_ch: int,
@@ -255,18 +395,6 @@ def _normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, in_c
     if x.shape[1] != in_ch:  # grey data, RGB genotype: repeat the channel
         x = x.expand(-1, in_ch, -1, -1)
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-
-
-def _num_batches(n: int, batch_size: int) -> int:
-    return max(1, n // batch_size)
-
-
-def _batches(n: int, batch_size: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
-    """Seeded shuffled index batches; the ragged tail is dropped (BatchNorm needs > 1 sample)."""
-    order = torch.randperm(n, generator=gen)
-    size = min(batch_size, n)
-    for b in range(_num_batches(n, batch_size)):
-        yield order[b * size:(b + 1) * size]
 
 
 def _optimizer(model: nn.Module, config: ProxyConfig) -> torch.optim.Optimizer:
@@ -279,5 +407,6 @@ def _optimizer(model: nn.Module, config: ProxyConfig) -> torch.optim.Optimizer:
 
 
 
-__all__ = ["EpochStats", "NonFiniteLoss", "ProxyConfig", "ProxyError", "ProxyOutOfMemory", "ProxyResult",
-           "evaluate", "proxy_genotype", "recalibrate_bn", "train_proxy"]
+__all__ = ["EpochEnd", "EpochStats", "LoopOptions", "NonFiniteLoss", "ProxyConfig", "ProxyError", "ProxyOutOfMemory",
+           "ProxyResult", "build_network", "check_channels", "evaluate", "fit", "loop_state", "proxy_genotype",
+           "recalibrate_bn", "restore_loop", "train_proxy"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from searchspace.errors import GenotypeError, NasError
@@ -39,6 +40,7 @@ def build_model(
     depth: float | None = None,
     resolution: int | None = None,
     limit: SizeLimit | None = None,
+    weights: str | os.PathLike | Mapping[str, Any] | None = None,
 ) -> Network:
     """Build the PyTorch network of a genotype (object, path, YAML text or ``zoo:NAME``).
 
@@ -46,13 +48,20 @@ def build_model(
     ``input.channels``); ``width``, ``depth`` and ``resolution`` replace its scaling fields, so
     ``build_model("zoo:efficientnet_b0", width=1.2, depth=1.4, resolution=300)`` is EfficientNet-B3.
     A network larger than ``limit`` (see :func:`build`) is refused before anything is allocated.
+    ``weights`` (a state dict, or a file of one such as ``nas train``'s ``best.pt``) are loaded into it;
+    a state dict that does not fit raises a one-line :class:`NasError`.
     """
     from searchspace.builder import build
     from searchspace.io import load_genotype
     from searchspace.resolve import with_scaling
 
     g = with_scaling(load_genotype(genotype), width, depth, resolution)
-    return build(g, num_classes=num_classes, in_channels=in_channels, limit=limit)
+    model = build(g, num_classes=num_classes, in_channels=in_channels, limit=limit)
+    if weights is not None:
+        from searchspace.weights import load_weights
+
+        load_weights(model, weights)
+    return model
 
 
 __all__ = [
