@@ -1,29 +1,42 @@
-"""Validate the latency models against robust measurements on this machine.
+"""Validate latency prediction against robust measurements on this machine; time the table's build.
 
-Samples N random genotypes of the default search space (resolution 224, batch 1, torch backend),
-measures each one whole (warm-up, interleaved rounds, median; adaptive repetitions; cached, so a
-re-run only measures what is new), profiles every distinct part for the lookup table, then predicts
-each network with
+Sections (each optional, all written to one markdown report):
 
-* the plain lookup-table sum (no correction),
-* the table sum times the learned correction (``predictors.latency_lut``),
-* the learned predictor on cost features only, and on cost features + table sum
-  (``predictors.latency_model``),
+* ``--build full``: profile the default space's whole table (``space_parts(default_space())``) in a
+  fresh private table and report the wall time; ``--build sample`` profiles ``--build-sample K``
+  random parts instead and estimates the full build from the rate (parts equal to another are
+  counted exactly from their signatures, so the estimate only extrapolates the time per measured part).
+* Networks: N random default-space networks (resolution 224, batch 1) and, with ``--zoo``, every
+  zoo network at its own resolution, measured whole (median of interleaved rounds; cached, so a
+  re-run only measures what is new); ``--retest`` measures them all again, uncached: the share a
+  second measurement agrees within 10% is the machine's own limit.
+* Out of the box (``--first-use``): a fresh table with no build and no correction predicts every
+  network: parts profiled on demand, the first prediction calibrates on the reference networks.
+  Reports within +-10% / +-20% of the measured median and how often the interval holds it.
+* Learned from measured networks: 2-fold on the random networks (fit on one half, predict the
+  other): the table + correction fitted on the half, and the learned predictors
+  (``predictors.latency_model``) on cost features with and without the table sum.
+* ``--cli-calls``: ``nas latency zoo:X --predict --json`` for every zoo network (and ``--width W``
+  variants) in a fresh cache dir, as a new user runs it: wall time of the first and later calls.
 
-fitting on one half and predicting the other (2-fold, so every network is predicted once by a
-model that never saw it). Reports within +-10% / +-20%, Spearman, MAPE and time per prediction.
-
-    python experiments/bench_latency.py --n 200 --threads 1 --out experiments/results/bench_latency.md
+    python experiments/bench_latency.py --n 200 --threads 1 --zoo --retest --first-use --build full \\
+        --cli-calls --out experiments/results/bench_latency.md
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import random
 import shlex
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +45,14 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from predictors.latency import MeasureConfig, measure_many  # noqa: E402
-from predictors.latency_features import cost_features, network_parts  # noqa: E402
-from predictors.latency_lut import LatencyTable  # noqa: E402
+from predictors.latency_features import CostTable, cost_features, part_signature  # noqa: E402
+from predictors.latency_lut import PART_PROFILE, LatencyTable, space_parts  # noqa: E402
 from predictors.latency_model import LatencyModel, Sample, accuracy_report, time_per_prediction  # noqa: E402
-from searchspace.blocks import FAMILIES  # noqa: E402
+from searchspace import load_genotype  # noqa: E402
+from searchspace.io import zoo_names  # noqa: E402
 from searchspace.space import default_space  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def log(text: str) -> None:
@@ -61,134 +77,183 @@ def two_fold(n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(a, b), (b, a)]
 
 
+def private_table(args, folder: str) -> LatencyTable:
+    """A table (and part-cost cache) of its own in ``folder``, for this machine's conditions."""
+    config = replace(PART_PROFILE, backend=args.backend, threads=args.threads)
+    return LatencyTable(config, Path(folder) / "lut.jsonl", CostTable(Path(folder) / "costs.jsonl"),
+                        notify=log)
+
+
+def build_section(args) -> list[str]:
+    """Profile the default space's table (or a sample of it) in a fresh table."""
+    parts = space_parts(default_space())
+    with tempfile.TemporaryDirectory() as folder:
+        table = private_table(args, folder)
+        if args.build == "full":
+            start = time.perf_counter()
+            counts = table.profile(parts, progress=lambda d, t: log(f"build: {d}/{t} parts") if d % 400 < 8 else None)
+            wall = time.perf_counter() - start
+            return [f"Full build of the default space's table: {len(parts)} parts ({counts['measured']} measured, "
+                    f"{counts['shared']} shared with an equal part) in {wall / 60:.1f} min "
+                    f"({len(parts) / wall:.1f} parts/s), {table.memory_format}.", ""]
+        start = time.perf_counter()
+        unique = len({part_signature(p) for p in parts})
+        signature_seconds = time.perf_counter() - start
+        sample = random.Random(args.seed).sample(parts, args.build_sample)
+        start = time.perf_counter()
+        counts = table.profile(sample)
+        per_part = (time.perf_counter() - start) / max(1, counts["measured"])
+        estimate = signature_seconds + unique * per_part
+        return [f"Build estimate: {args.build_sample} random parts of the default space profiled in a fresh table "
+                f"({counts['measured']} measured, {per_part * 1e3:.0f} ms per measured part incl. cost counting, "
+                f"{table.memory_format}); the space has {len(parts)} parts of which {unique} distinct modules "
+                f"(signatures: {signature_seconds:.0f} s), so a full build takes about {estimate / 60:.1f} min.", ""]
+
+
+def first_use_section(args, groups: dict[str, tuple[list, np.ndarray]]) -> list[str]:
+    """A fresh table, no build, no correction: predict every network (calibration on first use)."""
+    lines = ["Out of the box (a fresh table: parts profiled on demand, the first prediction calibrates on the "
+             "reference networks measured whole):", ""]
+    with tempfile.TemporaryDirectory() as folder:
+        table = private_table(args, folder)
+        table.measurer = lambda gs: [m.median_ms for m in measure_many(gs, table.whole_config(), cache=None)]
+        start = time.perf_counter()
+        table.predict(groups["random"][0][0])
+        lines.append(f"First prediction (profiling its parts and calibrating on {table.correction.n} networks): "
+                     f"{time.perf_counter() - start:.1f} s.")
+        lines += ["", "| networks | within 10% | within 20% | Spearman | MAPE | measured inside the interval |",
+                  "|---|---|---|---|---|---|"]
+        for name, (genotypes, measured) in groups.items():
+            preds = [table.predict_interval(g) for g in genotypes]
+            r = accuracy_report(measured, [p.ms for p in preds])
+            inside = np.mean([p.low_ms <= m <= p.high_ms for p, m in zip(preds, measured, strict=True)])
+            lines.append(f"| {name} ({len(genotypes)}) | {r['within_10']:.1%} | {r['within_20']:.1%} | "
+                         f"{r['spearman']:.3f} | {r['mape']:.1f}% | {inside:.1%} |")
+    return [*lines, ""]
+
+
+def learned_section(args, genotypes: list, y: np.ndarray, table: LatencyTable) -> list[str]:
+    """2-fold on the random networks: table + correction fitted on one half, learned predictors."""
+    table_sum = np.array([table.table_ms(g) for g in genotypes])
+    for g in genotypes:
+        cost_features(g)  # part costs are counted once; predictions only look up
+    names = ("lut_corrected", "model_cost", "model_cost_lut")
+    predictions = {name: np.zeros(len(y)) for name in names}
+    warm: dict[str, list[float]] = {name: [] for name in names}
+    for train, test in two_fold(len(y), args.seed):
+        test_g = [genotypes[i] for i in test]
+        fold_table = LatencyTable(table.config, table.path, table.costs)
+        fold_table.fit_correction([genotypes[i] for i in train], y[train], save=False)
+        models = {"lut_corrected": fold_table}
+        for name, with_table in (("model_cost", None), ("model_cost_lut", fold_table)):
+            models[name] = LatencyModel("auto", 1, with_table, seed=args.seed).fit(
+                [Sample(genotypes[i], float(y[i])) for i in train])
+        for name, predictor in models.items():
+            predictions[name][test] = [predictor.predict(g) for g in test_g]
+            warm[name].append(time_per_prediction(predictor.predict, test_g))
+    labels = {"lut_sum": "lookup-table sum (no correction)", "lut_corrected": "lookup table + correction",
+              "model_cost": "learned predictor, cost features",
+              "model_cost_lut": "learned predictor, cost features + table sum"}
+    lines = ["Learned from measured networks (2-fold on the random networks: fit on one half, predict the other):", "",
+             "| predictor | within 10% | within 20% | Spearman | MAPE | ms / prediction (warm) |", "|---|---|---|---|---|---|"]
+    for name, pred in {"lut_sum": table_sum, **predictions}.items():
+        r = accuracy_report(y, pred)
+        ms = f"{np.mean(warm[name]) * 1e3:.3f}" if name in warm else "-"
+        lines.append(f"| {labels[name]} | {r['within_10']:.1%} | {r['within_20']:.1%} | {r['spearman']:.3f} | "
+                     f"{r['mape']:.1f}% | {ms} |")
+    return [*lines, ""]
+
+
+def cli_section(args) -> list[str]:
+    """`nas latency zoo:X --predict --json` in a fresh cache dir: every call answers; wall times."""
+    names = args.cli_names.split(",") if args.cli_names else zoo_names()
+    variants = [[f"zoo:{name}"] for name in names]
+    variants += [[f"zoo:{name}", "--width", w] for w in args.cli_widths.split(",") if w for name in names]
+    times, failures = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        env = {**os.environ, "NAS_CACHE_DIR": folder}
+        for argv in variants:
+            command = [sys.executable, "-m", "nas.cli", "latency", *argv, "--predict", "--json",
+                       *(["--threads", str(args.threads)] if args.threads else [])]
+            start = time.perf_counter()
+            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+            times.append(time.perf_counter() - start)
+            ok = done.returncode == 0 and {"predicted_ms", "low_ms", "high_ms"} <= json.loads(done.stdout or "{}").keys()
+            if not ok:
+                failures.append(" ".join(argv))
+            log(f"{' '.join(argv)}: {times[-1]:.1f} s" + ("" if ok else f" FAILED: {done.stderr.strip()[-200:]}"))
+    later = np.array(times[1:])
+    return [f"`nas latency zoo:X --predict --json` in a fresh cache dir, {len(variants)} calls (every zoo network"
+            + (f", and at width {args.cli_widths}" if args.cli_widths else "") + f"): {len(variants) - len(failures)} "
+            f"answered{' (failed: ' + ', '.join(failures) + ')' if failures else ''}. First call {times[0]:.1f} s "
+            f"(calibration included); later calls median {np.median(later):.1f} s, max {later.max():.1f} s "
+            "(each a new process: imports, and profiling the parts the table lacks).", ""]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--n", type=int, default=200)
+    p.add_argument("--n", type=int, default=200, help="random default-space networks (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--backend", default="torch")
     p.add_argument("--round-seconds", type=float, default=0.25, help="time per network per round")
     p.add_argument("--reps", type=int, default=40, help="most timed repetitions per network")
-    p.add_argument("--retest", action="store_true",
-                   help="measure every network a second time and report the agreement (the noise ceiling)")
+    p.add_argument("--zoo", action="store_true", help="also every zoo network, at its own resolution")
+    p.add_argument("--retest", action="store_true", help="measure every network again, uncached (the noise ceiling)")
+    p.add_argument("--first-use", action="store_true", help="predict with a fresh table: no build, no correction")
+    p.add_argument("--build", choices=("full", "sample"), help="time the default space's full build, or estimate it")
+    p.add_argument("--build-sample", type=int, default=200, help="parts profiled for --build sample")
+    p.add_argument("--cli-calls", action="store_true", help="time `nas latency zoo:X --predict --json`, fresh cache")
+    p.add_argument("--cli-widths", default="0.5", help="width variants for --cli-calls (comma-separated)")
+    p.add_argument("--cli-names", default="", help="zoo networks for --cli-calls (comma-separated; default all)")
     p.add_argument("--out", default="experiments/results/bench_latency.md")
     args = p.parse_args(argv)
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
     start = time.perf_counter()
     warnings.simplefilter("ignore", RuntimeWarning)  # noisy measurements are counted in the report
+    table = LatencyTable.for_this_device(args.backend, args.threads)
+    fp = table.fingerprint
+    lines = ["# Latency prediction validation (bench_latency.py)", "", f"Command: `{command}`", "",
+             f"Device: {fp.cpu} ({fp.machine}, {fp.cores} cores), {fp.threads} thread(s), backend {fp.backend}, "
+             f"{table.memory_format}, torch {fp.torch}, onnxruntime {fp.onnxruntime}, Python "
+             f"{platform.python_version()}; fingerprint {fp.id()}.", ""]
+    if args.build:
+        log("build")
+        lines += build_section(args)
 
-    genotypes = sample_genotypes(args.n, args.seed)
     whole = MeasureConfig(backend=args.backend, threads=args.threads, warmup=3, reps=args.reps, min_reps=8,
                           rounds=4, round_seconds=args.round_seconds, target_spread=0.02)
-    log(f"measuring {len(genotypes)} networks")
-    measured = measure_many(genotypes, whole, progress=lambda d, t: log(f"measured {d}/{t}") if d % 20 == 0 or d == t
-                            else None)
-    y = np.array([m.median_ms for m in measured])
-    measure_seconds = time.perf_counter() - start
-    retest = None
-    if args.retest:  # the same networks measured again, uncached: how far measurement alone moves
-        log("measuring them again (retest, not cached)")
-        retest = measure_many(genotypes, whole, cache=None)
-
-    table = LatencyTable.for_this_device(args.backend, args.threads, must_exist=False)
-    parts = [part for g in genotypes for part in network_parts(g)]
-    log(f"profiling {len(table.missing(parts))} missing parts of {len({p.key for p in parts})}")
-    t0 = time.perf_counter()
-    table.profile(parts, progress=lambda d, t: log(f"profiled {d}/{t}") if d % 200 < 8 or d == t else None)
-    profile_seconds = time.perf_counter() - t0
-    table_sum = np.array([table.table_ms(g) for g in genotypes])
-    for g in genotypes:
-        cost_features(g)  # part costs are counted once (build-lut does this too); predictions only look up
-
-    targets = {"median": y, "min": np.array([m.min_ms for m in measured])}
-    predictions = {t: {} for t in targets}
-    timings: dict[str, list[float]] = {name: [] for name in ("lut_corrected", "model_cost", "model_cost_lut")}
-    cold: dict[str, list[float]] = {name: [] for name in timings}
-    chosen: dict[str, list[str]] = {"model_cost": [], "model_cost_lut": []}
-    for target, truth in targets.items():
-        predictions[target] = {name: np.zeros(len(y)) for name in ("lut_sum", *timings)}
-        predictions[target]["lut_sum"] = table_sum
-        for train, test in two_fold(len(y), args.seed):
-            train_g, test_g = [genotypes[i] for i in train], [genotypes[i] for i in test]
-            fold_table = LatencyTable(table.config, table.path)
-            fold_table.fit_correction(train_g, truth[train], save=False)
-            models = {"lut_corrected": fold_table}
-            for name, with_table in (("model_cost", None), ("model_cost_lut", fold_table)):
-                model = LatencyModel("auto", 1, with_table, seed=args.seed)
-                model.fit([Sample(genotypes[i], float(truth[i])) for i in train])
-                models[name] = model
-                if target == "median":
-                    chosen[name].append(model.info["regressor"])
-            for name, predictor in models.items():
-                predictions[target][name][test] = [predictor.predict(g) for g in test_g]
-                if target != "median":
-                    continue
-                predictor.clear_cache()  # cold: features from resolve + cached part costs, no network built
-                t0 = time.perf_counter()
-                for g in test_g:
-                    predictor.predict(g)
-                cold[name].append((time.perf_counter() - t0) / len(test_g))
-                timings[name].append(time_per_prediction(predictor.predict, test_g))
-
-    rows = {target: {name: accuracy_report(targets[target], pred) for name, pred in by_name.items()}
-            for target, by_name in predictions.items()}
-    total_seconds = time.perf_counter() - start
-    fp = table.fingerprint
-    labels = {
-        "lut_sum": "lookup-table sum (no correction)",
-        "lut_corrected": "lookup table + learned correction",
-        "model_cost": "learned predictor, cost features",
-        "model_cost_lut": "learned predictor, cost features + table sum",
-    }
-    lines = [
-        "# Latency model validation (bench_latency.py)",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Device: {fp.cpu} ({fp.machine}, {fp.cores} cores), {fp.threads} thread(s), backend {fp.backend}, "
-        f"torch {fp.torch}, onnxruntime {fp.onnxruntime}, Python {platform.python_version()}; fingerprint {fp.id()}.",
-        f"Space: default space, families {', '.join(FAMILIES)}; {len(y)} random networks (seed {args.seed}), "
-        "resolution 224, batch 1.",
-        f"Measured latency: min {y.min():.2f} ms, median {np.median(y):.2f} ms, max {y.max():.2f} ms; "
-        f"{sum(m.noisy for m in measured)} noisy (IQR > 10% of median); median IQR/median "
-        f"{np.median([m.iqr_ms / m.median_ms for m in measured]):.1%}; median reps {int(np.median([m.reps for m in measured]))}.",
-        f"Table: {len(table)} parts; 2-fold split (fit on one half, predict the other, both ways).",
-        f"Time: measuring {measure_seconds / 60:.1f} min, profiling parts {profile_seconds / 60:.1f} min, "
-        f"total {total_seconds / 60:.1f} min.",
-        "",
-    ]
-    if retest is not None:
-        again = accuracy_report(y, np.array([m.median_ms for m in retest]))
-        again_min = accuracy_report(targets["min"], np.array([m.min_ms for m in retest]))
-        lines += [
-            "Retest (every network measured a second time, uncached, right after the first pass): the second "
-            f"median is within 10% of the first for {again['within_10']:.1%} of the networks (within 20%: "
-            f"{again['within_20']:.1%}, Spearman {again['spearman']:.3f}); the second minimum within 10% of the first "
-            f"minimum for {again_min['within_10']:.1%}. No predictor can agree with one measurement more often "
-            "than a second measurement does.",
-            "",
-        ]
-    for target, label in (("median", "Against the median latency (the figure `nas latency` reports):"),
-                          ("min", "Against the minimum over repetitions (least disturbed by other tenants "
-                                  "of a shared machine; corrections and models fitted on it):")):
-        lines += [label, "",
-                  "| predictor | within 10% | within 20% | Spearman | MAPE | ms / prediction (warm) | "
-                  "ms / prediction (cold) |",
-                  "|---|---|---|---|---|---|---|"]
-        for name, r in rows[target].items():
-            warm = f"{np.mean(timings[name]) * 1e3:.3f}" if name in timings else "-"
-            cold_ms = f"{np.mean(cold[name]) * 1e3:.3f}" if name in cold else "-"
-            lines.append(f"| {labels[name]} | {r['within_10']:.1%} | {r['within_20']:.1%} | {r['spearman']:.3f} | "
-                         f"{r['mape']:.1f}% | {warm} | {cold_ms} |")
-        lines.append("")
-    lines += [
-        f"Regressor picked by 5-fold CV per fold: cost features {chosen['model_cost']}, with table "
-        f"{chosen['model_cost_lut']}.",
-        "Warm: features cached by genotype hash. Cold: a fresh feature cache (resolve + per-part cost lookups + "
-        "table lookups), no network built. Reference: nn-Meter 99.0% within 10% on a mobile CPU; a plain "
-        "per-layer table 52-76% on phones.",
-        "",
-    ]
+    groups: dict[str, tuple[list, np.ndarray]] = {}
+    if args.n:
+        groups["random"] = (sample_genotypes(args.n, args.seed), np.zeros(0))
+    if args.zoo:
+        groups["zoo"] = ([load_genotype(f"zoo:{name}") for name in zoo_names()], np.zeros(0))
+    for name, (genotypes, _) in list(groups.items()):
+        log(f"measuring {len(genotypes)} {name} networks")
+        measured = measure_many(genotypes, whole, progress=lambda d, t: log(f"measured {d}/{t}") if d % 24 == 0 else None)
+        y = np.array([m.median_ms for m in measured])
+        groups[name] = (genotypes, y)
+        lines.append(f"Measured {name} networks ({len(y)}): min {y.min():.2f} ms, median {np.median(y):.2f} ms, max "
+                     f"{y.max():.2f} ms; {sum(m.noisy for m in measured)} noisy (IQR > 10% of median); median IQR/median "
+                     f"{np.median([m.iqr_ms / m.median_ms for m in measured]):.1%}.")
+        if args.retest:
+            again = np.array([m.median_ms for m in measure_many(genotypes, whole, cache=None)])
+            r = accuracy_report(y, again)
+            lines.append(f"Retest ({name}, measured again uncached): the second median is within 10% of the first for "
+                         f"{r['within_10']:.1%} (within 20%: {r['within_20']:.1%}, Spearman {r['spearman']:.3f}). "
+                         "No predictor can agree with one measurement more often than a second measurement does.")
+    lines.append("")
+    if args.first_use and groups:
+        log("first use")
+        lines += first_use_section(args, groups)
+    if "random" in groups and len(groups["random"][0]) >= 10:
+        log("learned predictors")
+        lines += learned_section(args, *groups["random"], table)
+    if args.cli_calls:
+        log("cli calls")
+        lines += cli_section(args)
+    lines += [f"Total {(time.perf_counter() - start) / 60:.1f} min. Reference: nn-Meter 99.0% within 10% on a mobile "
+              "CPU; a plain per-layer table 52-76% on phones.", ""]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))

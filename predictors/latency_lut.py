@@ -170,26 +170,32 @@ class LatencyTable:
         else:
             self.costs.share(part, same_as, self.config.batch)
 
+    def plan(self, parts: Sequence[Part]) -> tuple[list[tuple[Part, str, str]], dict[str, list[Part]]]:
+        """The missing parts, sorted: those equal to a part in the table, as (part, signature, that part's
+        key), and the rest grouped by :func:`part_signature` (each group is measured once)."""
+        index = self._signature_index()
+        known: list[tuple[Part, str, str]] = []
+        by_signature: dict[str, list[Part]] = {}
+        for part in self.missing(parts):
+            signature = part_signature(part)
+            if signature in index:
+                known.append((part, signature, index[signature]))
+            else:
+                by_signature.setdefault(signature, []).append(part)
+        return known, by_signature
+
     def profile(self, parts: Sequence[Part], group: int = 8,
                 progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
         """Profile every missing part in isolation (interleaved groups), in the table's memory format.
 
-        A part equal to one already profiled (same :func:`part_signature`) shares its entry. Returns
-        counts: ``added`` (parts new to the table), ``measured`` and ``shared`` (added = measured + shared).
+        A part equal to one profiled (same :func:`part_signature`) shares its entry. Returns counts:
+        ``added`` (parts new to the table), ``measured`` and ``shared`` (added = measured + shared).
         """
-        todo = self.missing(parts)
-        index = self._signature_index()
-        by_signature: dict[str, list[Part]] = {}
-        shared = 0
-        for part in todo:
-            signature = part_signature(part)
-            if signature in index:
-                entry = self.store.get(index[signature])
-                self._put(part, signature, _timing_fields(entry, self.memory_format), index[signature])
-                shared += 1
-            else:
-                by_signature.setdefault(signature, []).append(part)
-        done, groups = shared, list(by_signature.items())
+        known, by_signature = self.plan(parts)
+        for part, signature, key in known:
+            self._put(part, signature, _timing_fields(self.store.get(key), self.memory_format), key)
+        total = len(known) + sum(len(same) for same in by_signature.values())
+        done, groups = len(known), list(by_signature.items())
         for start in range(0, len(groups), group):
             chunk = groups[start:start + group]
             timings = self.timer([same[0] for _, same in chunk])
@@ -200,8 +206,8 @@ class LatencyTable:
                     self._put(other, signature, fields, same[0].key)
                 done += len(same)
             if progress is not None:
-                progress(done, len(todo))
-        return {"added": len(todo), "measured": len(groups), "shared": len(todo) - len(groups)}
+                progress(done, total)
+        return {"added": total, "measured": len(groups), "shared": total - len(groups)}
 
     # ---- networks ----------------------------------------------------------------------------------
 

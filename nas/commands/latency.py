@@ -252,9 +252,9 @@ def _print_one(out: dict) -> None:
 
 
 def _predictor(args: argparse.Namespace, config):
-    from predictors.latency_model import LatencyModel
-
     if args.model:
+        from predictors.latency_model import LatencyModel  # scipy, sklearn: only when asked for
+
         return LatencyModel.load(args.model)
     return _table(config)
 
@@ -297,7 +297,9 @@ def _build_lut(args: argparse.Namespace) -> int:
     missing = table.missing(parts)
     summary = {"table": str(table.path), "fingerprint": table.fingerprint.id(), "memory_format": table.memory_format,
                "parts": len(parts), "missing": len(missing), "resolution": space.config.resolution}
-    if not args.dry_run:
+    if args.dry_run:
+        summary["to_measure"] = len(table.plan(parts)[1])  # distinct modules among the missing parts
+    else:
         start = time.perf_counter()
         bar, report = _progress_bar()
         with bar:
@@ -313,7 +315,8 @@ def _build_lut(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         done = "would profile" if args.dry_run else "profiled"
-        shared = f" ({summary['shared']} shared with an equal part)" if "shared" in summary else ""
+        shared = (f" ({summary['shared']} shared with an equal part)" if "shared" in summary else
+                  f" ({summary['to_measure']} distinct modules to measure)" if "to_measure" in summary else "")
         print(f"latency table {summary['table']} (fingerprint {summary['fingerprint']}, {summary['memory_format']}): "
               f"{summary['parts']} parts, {done} {summary['missing']}{shared}"
               + (f", correction from {summary['calibration_networks']} networks"
