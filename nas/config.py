@@ -15,18 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nas.reward import REWARDS
 from predictors.fingerprint import BACKENDS as LATENCY_BACKENDS
 from predictors.proxy_config import ProxyConfig
 from searchspace.errors import GenotypeError, NasError
 from searchspace.settings import apply_settings, hashed_dict, section, setting
+from searchspace.textio import load_yaml, read_text
 
 LATENCY_SOURCES = ("measure", "lut", "predictor")
 BACKENDS = ("local", "ray")
 PRUNERS = ("median", "halving", "none")
 OBJECTIVES = ("latency", "macs")
+MIN_BUDGET_SECONDS = 10.0  # a trial loads, measures and trains: no budget below this can finish one
 STRATEGIES = ("auto", "surrogate", "evolution", "tpe", "nsga2", "random")  # nas.strategies builds each but auto
 
 
@@ -134,14 +134,9 @@ class SearchConfig:
 
 
 def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
-    """The mapping in a YAML file, or a one-line NasError naming the file and the problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise NasError(f"{what}: no such file {str(path)!r}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise NasError(f"{what}: {path} is not valid YAML: {getattr(err, 'problem', err)}") from None
+    """The mapping in a YAML file, or a one-line NasError naming the file and the problem (missing,
+    unreadable, not UTF-8, not YAML, too deeply nested, a repeated key)."""
+    raw = load_yaml(read_text(path, what, "a YAML search config"), f"{what} {path}") or {}
     if not isinstance(raw, dict):
         raise NasError(f"{what}: {path} must hold a mapping of keys")
     return raw
@@ -178,6 +173,15 @@ def check_config(config: SearchConfig) -> None:
         raise NasError("latency_model: required with latency: predictor (a file from `nas latency fit`)")
     if config.latency_model and not Path(config.latency_model).is_file():
         raise NasError(f"latency_model: no such file {config.latency_model!r}")
+    if config.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", config.name):
+        raise NasError(f"name: {config.name!r} is not a plain name (letters, digits, '.', '_', '-'; no '/'): "
+                       "it names a folder inside runs_dir")
+    runs = Path(config.runs_dir)
+    if runs.exists() and not runs.is_dir():
+        raise NasError(f"runs_dir: {config.runs_dir!r} is a file, not a folder")
+    if config.budget is not None and config.budget < MIN_BUDGET_SECONDS:
+        raise NasError(f"budget: {config.budget:g} s is shorter than one trial can be (at least "
+                       f"{MIN_BUDGET_SECONDS:g} s: loading data, measuring and training a candidate)")
     if config.strategy == "auto":  # the best measured on NAS-Bench-201 (bench_strategies.md)
         config.strategy = "nsga2" if config.reward == "pareto" else "surrogate"
     if config.tournament > config.population:

@@ -72,7 +72,10 @@ def prepare_run(config: SearchConfig, cost_model: CostModel | None = None, train
         raise NasError(f"name: run {str(folder)!r} exists; add --resume to continue it or pick another --name")
     if config.resume and config.storage is None and not db.exists():
         raise NasError(f"resume: no run to resume at {str(folder)!r}")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise NasError(f"runs_dir: cannot create {str(folder)!r}: {err.strerror or err}") from None
     write_text_atomic(folder / "config.json", json.dumps(config.to_dict(), indent=2))
     storage = config.storage or f"sqlite:///{db}"
     space = space_from_dict(config.space)
