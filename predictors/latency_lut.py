@@ -307,6 +307,8 @@ class LatencyTable:
         The first prediction on a device without a correction calibrates one (:meth:`calibrate`).
         """
         if self.correction.n == 0:
+            self.correction = self._load_correction()  # another process may have calibrated meanwhile
+        if self.correction.n == 0:
             self.calibrate(resolution or genotype.resolution)
         return self.correction.interval(self.correction_features(genotype, resolution))
 
