@@ -186,7 +186,7 @@ def import_command(arch: TimmArch) -> str:
 def timm_kwargs(arch: TimmArch, genotype: Genotype) -> dict[str, str]:
     """Constructor arguments of timm's EfficientNet / MobileNetV3 as Python source text."""
     from nas.timm_arch import TIMM_ACT_NAMES
-    from searchspace import resolve
+    from searchspace.resolve import resolve
 
     s, head = arch.settings, resolve(genotype).head
     se = [f"gate_layer={TIMM_ACT_NAMES[s.se_gate]!r}"]

@@ -33,9 +33,9 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from predictors.cifar_pickle import load_batch
+from predictors.proxy_config import DATASET_NAMES as NAMES
 from searchspace.errors import NasError
 
-NAMES = ("fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder", "synthetic")
 DEFAULT_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist", "mnist": "/usr/share/datasets/mnist"}
 IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}

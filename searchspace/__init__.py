@@ -2,6 +2,7 @@
 
 The names below load their module on first use, so that a torch-free module of this package
 (``searchspace.settings``, ``searchspace.params``, ``searchspace.errors``) imports without torch.
+Shape tracing is ``searchspace.resolve.resolve`` (the submodule shares the function's name).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "Network": "builder", "build": "builder", "BlockSpec": "genotype", "Genotype": "genotype",
     "genotype_text": "io", "load_genotype": "io", "save_genotype": "io", "zoo_names": "io",
-    "make_divisible": "layers", "parse_genotype": "resolve", "resolve": "resolve", "with_scaling": "resolve",
+    "make_divisible": "layers", "parse_genotype": "resolve", "with_scaling": "resolve",
     "NetworkSize": "size", "SizeLimit": "size", "check_size": "size", "network_size": "size",
 }
 
@@ -67,6 +68,6 @@ def build_model(
 __all__ = [
     "BlockSpec", "Genotype", "GenotypeError", "NasError", "Network", "NetworkSize", "SizeLimit", "build",
     "build_model", "check_size", "network_size",
-    "genotype_text", "load_genotype", "make_divisible", "parse_genotype", "resolve", "save_genotype",
+    "genotype_text", "load_genotype", "make_divisible", "parse_genotype", "save_genotype",
     "with_scaling", "zoo_names",
 ]

@@ -15,10 +15,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from searchspace import GenotypeError, build, resolve
+from searchspace import GenotypeError, build
 from searchspace.blocks import FAMILIES
 from searchspace.params import fmt_choices
-from searchspace.space import RandomTrial, Space, SpaceConfig, StageChoice, default_space
+from searchspace.resolve import resolve
+from searchspace.space import DEFAULT_TYPES, RandomTrial, Space, SpaceConfig, StageChoice, default_space
 
 FAMILY_NAMES = list(FAMILIES)
 RESOLUTION = 32
@@ -118,13 +119,11 @@ def test_default_space_of_one_family_samples_validate(family):
         assert {b.type for stage in genotype.stages for b in stage} == {family}
 
 
-def test_default_space_size():
+def test_default_space_searches_the_default_families_only():
     space = default_space()
-    size = space.size()
-    assert isinstance(size, int) and size > 0
-    per_family = [default_space([f]).size() for f in FAMILY_NAMES]
-    assert all(isinstance(s, int) and s > 0 for s in per_family)
-    assert size > max(per_family)
+    assert all(stage.types == list(DEFAULT_TYPES) for stage in space.config.stages)
+    seen = {b.type for seed in range(200) for stage in space.random_genotype(seed).stages for b in stage}
+    assert seen == set(DEFAULT_TYPES)
 
 
 def test_size_counts_distinct_genotypes_of_a_tiny_space():
@@ -144,7 +143,7 @@ def expected_names(space: Space, genotype) -> set[str]:
     for i, (stage, choice) in enumerate(zip(genotype.stages, space.config.stages, strict=True)):
         t = stage[0].type
         names |= {f"s{i}_type", f"s{i}_repeat"}
-        if not (t == "shuffle" and choice.stride == 1):
+        if not FAMILIES[t].keeps_width(choice.stride):
             names.add(f"s{i}_out")
         names |= {f"s{i}_{t}_{p}" for p in space.family_values[t]}
     return names
@@ -165,7 +164,7 @@ def test_define_by_run_parameter_names_are_stable():
         again = RandomTrial(seed)
         assert space.sample(again).hash() == genotype.hash()
         assert again.params == trial.params
-    assert seen_types == set(FAMILY_NAMES)
+    assert seen_types == set(DEFAULT_TYPES)
 
 
 def test_optuna_trial_params_replay_the_genotype():

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from predictors.cost import count_macs, count_params
-from searchspace import build_model, load_genotype, resolve, with_scaling, zoo_names
+from searchspace import build_model, load_genotype, with_scaling, zoo_names
+from searchspace.resolve import resolve
 
 # name: (params, MACs at the genotype's own resolution)
 REFERENCE: dict[str, tuple[int, int]] = {

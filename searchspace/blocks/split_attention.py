@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from searchspace.blocks.base import BlockArgs, BlockFamily, require
-from searchspace.blocks.bottleneck import group_width
+from searchspace.blocks.bottleneck import checked_group_width, group_width
 from searchspace.blocks.shortcut import ResidualBlock, make_shortcut
 from searchspace.layers import ACTIVATIONS, ConvBNAct, activation, make_divisible
 from searchspace.params import Param
@@ -69,10 +69,7 @@ class SplitAttention(nn.Module):
 
 def check(args: BlockArgs, path: str) -> None:
     radix, cardinality = args["radix"], args["cardinality"]
-    per_group = group_width(args.out, args["expansion"], args["base_width"])
-    require(per_group >= 1, f"{path}.base_width",
-            f"out {args.out} / expansion {args['expansion']} * base_width {args['base_width']} / 64 "
-            f"gives 0 channels per group; use a larger out or base_width or a smaller expansion")
+    per_group = checked_group_width(args, path)
     require(per_group % radix == 0, f"{path}.radix",
             f"{radix} does not divide the {per_group} channels per group (out / expansion * "
             f"base_width / 64); allowed radix values here are divisors of {per_group}")
