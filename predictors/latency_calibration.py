@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -30,9 +30,9 @@ EXTRA_FEATURES = ("parts", "one", "params_m", "mem_mb")  # per-part overhead, pe
 FULL_FEATURES = (*GROUP_FEATURES, *EXTRA_FEATURES)
 SHRINK = 1.0  # weight pulling each group's factor to the common one and each extra term to 0
 FOLDS = 10  # out-of-fold residuals for the interval
-# first-use calibration: small zoo networks covering the families, and small members of the default space
-REFERENCE_ZOO = ("mobilenet_v3_small", "shufflenet_v2_x0_5", "mnasnet0_5", "ghostnet_100", "resnet18")
-REFERENCE_RANDOM = 4
+# first-use calibration: two common zoo networks and one single-family default-space member per family
+REFERENCE_ZOO = ("mobilenet_v3_small", "resnet18")
+REFERENCE_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -140,18 +140,19 @@ class Observations:
 
 
 def reference_networks(resolution: int) -> list[Genotype]:
-    """The networks measured whole on first use: :data:`REFERENCE_ZOO` and the :data:`REFERENCE_RANDOM`
-    smallest (by MACs) of 16 seeded default-space members, all at ``resolution``."""
-    from predictors.latency_features import genotype_cost
+    """The networks measured whole on first use, at ``resolution``: :data:`REFERENCE_ZOO` and, for each
+    family of the default space, a seeded shallow, narrow member of the space made of that family alone
+    (so that the correction sees each family's own factor)."""
     from searchspace import load_genotype
     from searchspace.errors import GenotypeError
     from searchspace.resolve import with_scaling
-    from searchspace.space import default_space
+    from searchspace.space import DEFAULT_TYPES, Space, default_space
 
-    space = default_space()
-    pool = [space.random_genotype(seed) for seed in range(16)]
-    pool.sort(key=lambda g: genotype_cost(g).macs)
-    candidates = [load_genotype(f"zoo:{name}") for name in REFERENCE_ZOO] + pool[:REFERENCE_RANDOM]
+    candidates = [load_genotype(f"zoo:{name}") for name in REFERENCE_ZOO]
+    for family in DEFAULT_TYPES:  # the shallowest, narrowest member: quick to measure
+        config = default_space([family]).config
+        small = [replace(stage, out=[min(stage.out)], repeat=[min(stage.repeat)]) for stage in config.stages]
+        candidates.append(Space(replace(config, stages=small)).random_genotype(REFERENCE_SEED))
     out = []
     for g in candidates:
         try:
