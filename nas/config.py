@@ -108,9 +108,12 @@ class SearchConfig:
                                   in_hash=False)
     workers: int = setting(2, "concurrent Ray trials", low=1, high=4096, in_hash=False)
     max_failures: int = setting(5, "stop after this many failed trials in a row", low=1)
-    finalists: int = setting(5, "with --latency measure: the best N networks are re-measured side by side after "
-                                "the search and the winner is the best reward on those numbers (1: keep the "
-                                "search's pick)", low=1, high=1000)
+    finalists: int = setting(5, "the best N distinct networks of the search are trained again (finalist_seeds) and "
+                                "their cost measured again side by side; the winner is the best reward on those "
+                                "numbers within the target (1: keep the search's pick)", low=1, high=1000)
+    finalist_seeds: int = setting(2, "fresh proxy trainings per finalist (new seeds, all held-out validation images); "
+                                     "their mean is the finalist score (0: re-measure the cost only)", low=0, high=20)
+    finalist_epochs: int | None = setting(None, "epochs of a finalist training (null: the proxy's)", low=1, high=1000)
     seed: int = setting(0, "seed of the strategy", low=0)
     proxy: ProxyConfig = section(ProxyConfig, "proxy training settings")
     space: dict[str, Any] = section(dict, "the search space (see docs/genotype.md)")

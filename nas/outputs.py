@@ -127,7 +127,9 @@ def write_report(path: Path, summary: dict, front: list[dict], rows: list[dict],
     lines += [""]
     lines += ["## Winner", "", "```", block_table.rstrip(), "```", ""]
     if finalists:
-        lines += ["## Finalists, re-measured side by side after the search (the winner is the first)", ""]
+        lines += ["## Finalists, trained again with fresh seeds and measured again side by side", "",
+                  "The winner is the best reward within the target on these numbers (search figures for comparison).",
+                  ""]
         lines += finalists + [""]
     lines += ["## Pareto front", "", "| trial | accuracy | cost | architecture |", "|---|---|---|---|"]
     lines += [f"| {r['number']} | {r['accuracy']:.4f} | {r['cost']:.4g} | {r['architecture']} |" for r in front]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nas.config import SearchConfig
 from nas.cost_models import CostModel
-from nas.finalists import finalists_table
+from nas.finalists import Retrain, finalists_table
 from nas.outputs import (
     REFERENCE_NETWORKS,
     pareto_front,
@@ -37,12 +37,13 @@ class RunSummary:
 
 
 def search(config: SearchConfig, quiet: bool = False, cost_model: CostModel | None = None,
-           trainer: Trainer | None = None) -> RunSummary:
+           trainer: Trainer | None = None, retrain: Retrain | None = None) -> RunSummary:
     """Run a search as configured and write ``runs/<name>/``; returns where things are.
 
-    ``cost_model`` and ``trainer`` replace the configured ones (:func:`nas.search.prepare_run`).
+    ``cost_model``, ``trainer`` and ``retrain`` (the finalists' trainer) replace the configured ones
+    (:func:`nas.search.prepare_run`).
     """
-    run = prepare_run(config, cost_model, trainer)
+    run = prepare_run(config, cost_model, trainer, retrain)
     study = create_study(run)
     unit = config.unit
     progress = Progress(config.trials, config.budget, unit, quiet=quiet)
@@ -57,7 +58,11 @@ def search(config: SearchConfig, quiet: bool = False, cost_model: CostModel | No
         message = run_ray(run, study, progress)
     else:
         message = run_local(run, study, progress)
-    winner = choose_winner(study, run.scorer.cost_model, run.scorer.reward, config.finalists)
+    if not quiet and config.finalists > 1 and study.get_trials(deepcopy=False):
+        print(f"nas search: finalists: the best {config.finalists} networks trained again ({config.finalist_seeds} "
+              "seeds each) and measured again side by side", flush=True)
+    winner = choose_winner(study, run.scorer.cost_model, run.scorer.reward, config.finalists, run.retrain,
+                           run.finalist_seeds)
     best_path = finish(run, study, winner, quiet=quiet)
     trials = study.get_trials(deepcopy=False)
     summary = RunSummary(run.folder, best_path, message, len(trials),
@@ -65,6 +70,8 @@ def search(config: SearchConfig, quiet: bool = False, cost_model: CostModel | No
     if not quiet:
         if message:
             print(f"nas search: {message}", flush=True)
+        if winner is not None and winner.note:
+            print(f"nas search: warning: {winner.note}", flush=True)
         print(f"nas search: {summary.completed} of {summary.trials} trials completed in "
               f"{time.monotonic() - start:.0f}s; outputs in {run.folder}/"
               + (f"; winner {best_path}" if best_path else "; no trial completed, no winner"), flush=True)
@@ -104,10 +111,14 @@ def finish(run: Run, study, winner: Winner | None, quiet: bool = False) -> Path 
     table = io.StringIO()
     print_genotype_table(genotype, Console(file=table, width=110))
     summary.update({"winner": f"trial {winner.trial.number}",
-                    "proxy accuracy": f"{winner.trial.user_attrs['accuracy']:.4f}",
-                    f"final {cfg.unit}": f"{winner.final_cost:.4g}"})
+                    "proxy accuracy (search)": f"{winner.trial.user_attrs['accuracy']:.4f}",
+                    "accuracy (finalist)": f"{winner.accuracy:.4f}",
+                    f"final {cfg.unit}": f"{winner.final_cost:.4g}",
+                    "within target": "yes" if winner.within_target else f"NO: {winner.note}"})
+    if winner.fidelity_tau is not None:
+        summary["finalist fidelity (Kendall tau, search vs finalist accuracy)"] = f"{winner.fidelity_tau:.2f}"
     write_report(run.folder / "report.md", summary, front, rows, table.getvalue(),
-                 finalists_table(winner.finalists) if winner.finalists else None)
+                 finalists_table(winner.finalists, cfg.unit) if winner.finalists else None)
     if not quiet:
         print(table.getvalue(), end="", flush=True)
     return best_path
@@ -115,10 +126,14 @@ def finish(run: Run, study, winner: Winner | None, quiet: bool = False) -> Path 
 
 def _provenance(run: Run, winner: Winner) -> dict:
     cfg, attrs = run.config, winner.trial.user_attrs
+    finalist = winner.finalists[0] if winner.finalists else None
     return {
         "source": "nas search", "run": run.study_name, "trial": winner.trial.number, "config_hash": cfg.hash(),
         "proxy_accuracy": attrs.get("accuracy"), "reward": winner.reward, "search_cost": attrs.get("cost"),
-        ("latency_ms" if cfg.unit == "ms" else "macs"): winner.final_cost,
-        "latency_resolution": cfg.latency_resolution, "device": winner.fingerprint or None,
+        "finalist_accuracy": winner.accuracy if finalist is not None and finalist.seeds else None,
+        "finalist_seeds": len(run.finalist_seeds) if winner.finalists else None,
+        ("latency_ms" if cfg.unit == "ms" else "macs"): winner.final_cost, "target": cfg.target,
+        "within_target": winner.within_target, "latency_resolution": cfg.latency_resolution,
+        "latency_conditions": winner.conditions or None, "device": winner.fingerprint or None,
         "finalists": len(winner.finalists) or None,
     }

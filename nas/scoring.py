@@ -53,6 +53,23 @@ class ProxyTrainer:
 
 
 @dataclass
+class FinalistTrainer:
+    """A finalist's fresh training: the proxy with another seed, every held-out validation image and
+    (optionally) more epochs; returns the validation accuracy."""
+
+    config: Any  # predictors.proxy_config.ProxyConfig
+    epochs: int | None = None
+
+    def __call__(self, genotype: Genotype, seed: int) -> float:
+        from dataclasses import replace
+
+        from predictors.proxy import train_proxy
+
+        config = replace(self.config, seed=seed, val_subset=None, epochs=self.epochs or self.config.epochs)
+        return float(train_proxy(genotype, config).accuracy)
+
+
+@dataclass
 class Scorer:
     """The collaborators that score a candidate, built once per run."""
 

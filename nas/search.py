@@ -20,11 +20,13 @@ from optuna.trial import TrialState
 
 from nas.config import SearchConfig
 from nas.cost_models import CostModel, cost_model_for
+from nas.finalists import Retrain
 from nas.outputs import write_trials
 from nas.progress import Progress
 from nas.reward import reward_for
 from nas.scoring import (
     REASON,
+    FinalistTrainer,
     ProxyTrainer,
     Pruned,
     Scorer,
@@ -52,15 +54,23 @@ class Run:
     storage: str
     space: Space
     scorer: Scorer
+    retrain: Retrain | None = None  # a finalist's fresh training (seed -> accuracy)
+
+    @property
+    def finalist_seeds(self) -> list[int]:
+        """Seeds of the finalists' fresh trainings: after the search's own proxy seed."""
+        return [self.config.proxy.seed + 1 + i for i in range(self.config.finalist_seeds)]
 
     @property
     def study_name(self) -> str:
         return self.folder.name
 
 
-def prepare_run(config: SearchConfig, cost_model: CostModel | None = None, trainer: Trainer | None = None) -> Run:
+def prepare_run(config: SearchConfig, cost_model: CostModel | None = None, trainer: Trainer | None = None,
+                retrain: Retrain | None = None) -> Run:
     """Create (or, with resume, reopen) the run folder and build the collaborators; refuse to overwrite
-    a finished run. ``cost_model`` / ``trainer`` replace the configured ones (tests hand in fakes)."""
+    a finished run. ``cost_model`` / ``trainer`` / ``retrain`` (the finalists' trainer) replace the
+    configured ones (tests hand in fakes)."""
     scorer = Scorer(cost_model or cost_model_for(config), reward_for(config), trainer or ProxyTrainer(config.proxy))
     name = config.name or datetime.now().strftime("search-%Y%m%d-%H%M%S")
     config.name = name
@@ -81,7 +91,7 @@ def prepare_run(config: SearchConfig, cost_model: CostModel | None = None, train
     space = space_from_dict(config.space)
     space.config.head["num_classes"] = dataset_classes(config)
     scorer.chance = 1.0 / space.config.head["num_classes"]
-    return Run(config, folder, storage, space, scorer)
+    return Run(config, folder, storage, space, scorer, retrain or FinalistTrainer(config.proxy, config.finalist_epochs))
 
 
 def dataset_classes(config: SearchConfig) -> int:
@@ -185,6 +195,37 @@ class StopOnFailures:
             study.stop()
 
 
+class ReserveForFinalists:
+    """Stop the search early enough that the finalists' fresh trainings and careful measurements fit in the
+    budget (estimated from the median training time of the trials so far)."""
+
+    MEASURE_SECONDS = 7.0  # a careful side-by-side latency measurement, per network
+
+    def __init__(self, run: Run, start: float) -> None:
+        self.run, self.start = run, start
+        self.message: str | None = None
+
+    def estimate(self, study: optuna.Study) -> float:
+        cfg = self.run.config
+        times = sorted(t.user_attrs["train_seconds"] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                       if t.user_attrs.get("train_seconds"))
+        if cfg.finalists <= 1 or not times:
+            return 0.0
+        epochs = (cfg.finalist_epochs or cfg.proxy.epochs) / cfg.proxy.epochs
+        train = cfg.finalists * cfg.finalist_seeds * times[len(times) // 2] * epochs
+        measured = hasattr(self.run.scorer.cost_model, "measure")
+        return train + (cfg.finalists * self.MEASURE_SECONDS if measured else 0.0)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        budget = self.run.config.budget
+        if budget is None:
+            return
+        reserve = self.estimate(study)
+        if time.monotonic() - self.start + reserve >= budget:
+            self.message = f"search stopped early to leave ~{reserve:.0f}s of the budget for the finalists"
+            study.stop()
+
+
 def mark_own_interrupted(study: optuna.Study, trial: optuna.Trial | None) -> None:
     """This process's own trial, stopped by Ctrl-C: failed with its reason (other workers' trials untouched)."""
     if trial is None:
@@ -212,10 +253,12 @@ def run_local(run: Run, study: optuna.Study, progress: Progress) -> str | None:
         callbacks.append(MaxTrialsCallback(cfg.trials, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                                TrialState.FAIL)))
     start = time.monotonic()
+    reserve = ReserveForFinalists(run, start)
+    callbacks.append(reserve)
     try:
         study.optimize(objective, n_trials=remaining, timeout=cfg.budget, catch=(Exception,),
                        callbacks=callbacks, gc_after_trial=True)
     except KeyboardInterrupt:
         mark_own_interrupted(study, objective.current)
         return f"interrupted after {time.monotonic() - start:.0f}s; finished trials are kept (resume with --resume)"
-    return stopper.message
+    return stopper.message or reserve.message

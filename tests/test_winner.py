@@ -60,16 +60,46 @@ def test_pareto_winner_is_the_most_accurate_front_member_within_the_target():
 
 
 def test_finalists_rerank_on_careful_side_by_side_measurements():
-    """Trial 1 led on a lucky 10 ms; side by side it takes 40 ms and trial 0 wins."""
+    """Trial 1 led on a lucky 10 ms; side by side it takes 40 ms (over T): trial 0 wins."""
     study = _study([(C, 0.80, 20.0, 8, None), (C, 0.81, 10.0, 16, None), (C, 0.50, 20.0, 24, None)])
     careful = {8: 20.0, 16: 40.0, 24: 1.0}
     cost = FakeMeasuredCost(careful=lambda g: careful[g.stages[0][0].out])
     winner = choose_winner(study, cost, make_reward("mnasnet", 20.0), finalists=2)
     hashes = [parse_genotype(study.trials[i].user_attrs["genotype"]).hash() for i in (1, 0)]
     assert cost.measured == [hashes]  # the top 2 by search reward, in one side-by-side call
-    assert winner.trial.number == 0 and winner.final_cost == 20.0
+    assert winner.trial.number == 0 and winner.final_cost == 20.0 and winner.within_target and winner.note is None
     assert [f.trial for f in winner.finalists] == [0, 1]
     assert winner.finalists[1].reward == make_reward("mnasnet", 20.0)(0.81, 40.0)
+
+
+def test_an_over_target_finalist_loses_to_one_within_the_target():
+    """Soft reward: 0.95 at 21 ms (reward 0.9468) beats 0.80 at 20 ms, but it misses T = 20 ms."""
+    study = _study([(C, 0.95, 21.0, 8, None), (C, 0.80, 20.0, 16, None)])
+    reward = make_reward("mnasnet", 20.0)
+    assert reward(0.95, 21.0) > reward(0.80, 20.0)
+    winner = choose_winner(study, FakeMeasuredCost(careful=lambda g: {8: 21.0, 16: 20.0}[g.stages[0][0].out]),
+                           reward, finalists=2)
+    assert winner.trial.number == 1 and winner.within_target and winner.final_cost == 20.0
+
+
+def test_when_no_finalist_meets_the_target_the_closest_wins_and_says_so():
+    study = _study([(C, 0.95, 25.0, 8, None), (C, 0.80, 22.0, 16, None), (C, 0.60, 15.0, 24, None)])
+    careful = {8: 30.0, 16: 23.0, 24: 19.0}
+    winner = choose_winner(study, FakeMeasuredCost(careful=lambda g: careful[g.stages[0][0].out]),
+                           make_reward("mnasnet", 20.0), finalists=2)  # trial 2 (the only one within T) is 3rd
+    assert winner.trial.number == 1 and not winner.within_target and winner.final_cost == 23.0
+    assert winner.note == ("no finalist meets the target 20 when measured again; the winner (trial 1) is the closest "
+                           "at 23; the best network within the target in the search was trial 2 (15, proxy accuracy "
+                           "0.6000)")
+
+
+def test_finalists_trained_again_decide_the_winner():
+    study = _study([(C, 0.85, 20.0, 8, None), (C, 0.84, 20.0, 16, None)])
+    fresh = {8: 0.70, 16: 0.86}
+    winner = choose_winner(study, FakeCost(), make_reward("mnasnet", 100.0), finalists=2,
+                           retrain=lambda g, seed: fresh[g.stages[0][0].out], seeds=[1, 2])
+    assert winner.trial.number == 1 and winner.accuracy == 0.86
+    assert [f.seeds for f in winner.finalists] == [2, 2]
 
 
 def test_without_finalists_the_winner_is_measured_once_carefully():
@@ -77,4 +107,4 @@ def test_without_finalists_the_winner_is_measured_once_carefully():
     cost = FakeMeasuredCost(careful=lambda g: 12.5)
     winner = choose_winner(study, cost, make_reward("mnasnet", 20.0), finalists=1)
     assert winner.trial.number == 1 and winner.final_cost == 12.5 and len(cost.measured) == 1
-    assert winner.fingerprint == {"id": "fake"}
+    assert winner.fingerprint == {"id": "fake"} and winner.finalists == []
