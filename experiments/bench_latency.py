@@ -77,6 +77,10 @@ def two_fold(n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(a, b), (b, a)]
 
 
+def zoo_list(args) -> list[str]:
+    return args.zoo_names.split(",") if args.zoo_names else zoo_names()
+
+
 def private_table(args, folder: str) -> LatencyTable:
     """A table (and part-cost cache) of its own in ``folder``, for this machine's conditions."""
     config = replace(PART_PROFILE, backend=args.backend, threads=args.threads)
@@ -124,12 +128,20 @@ def first_use_section(args, groups: dict[str, tuple[list, np.ndarray]]) -> list[
         lines += ["", "| networks | within 10% | within 20% | Spearman | MAPE | measured inside the interval |",
                   "|---|---|---|---|---|---|"]
         for name, (genotypes, measured) in groups.items():
-            preds = [table.predict_interval(g) for g in genotypes]
-            r = accuracy_report(measured, [p.ms for p in preds])
-            inside = np.mean([p.low_ms <= m <= p.high_ms for p, m in zip(preds, measured, strict=True)])
-            lines.append(f"| {name} ({len(genotypes)}) | {r['within_10']:.1%} | {r['within_20']:.1%} | "
-                         f"{r['spearman']:.3f} | {r['mape']:.1f}% | {inside:.1%} |")
+            lines.append(_accuracy_row(f"{name} ({len(genotypes)})", table, genotypes, measured))
+        if "random" in groups and "zoo" in groups:  # as a search would: its measured networks join the data
+            table.observe_many(*groups["random"])
+            lines.append(_accuracy_row(f"zoo ({len(groups['zoo'][0])}), after the random networks joined the "
+                                       "correction", table, *groups["zoo"]))
     return [*lines, ""]
+
+
+def _accuracy_row(label: str, table: LatencyTable, genotypes: list, measured: np.ndarray) -> str:
+    preds = [table.predict_interval(g) for g in genotypes]
+    r = accuracy_report(measured, [p.ms for p in preds])
+    inside = np.mean([p.low_ms <= m <= p.high_ms for p, m in zip(preds, measured, strict=True)])
+    return (f"| {label} | {r['within_10']:.1%} | {r['within_20']:.1%} | {r['spearman']:.3f} | {r['mape']:.1f}% | "
+            f"{inside:.1%} |")
 
 
 def learned_section(args, genotypes: list, y: np.ndarray, table: LatencyTable) -> list[str]:
@@ -166,7 +178,7 @@ def learned_section(args, genotypes: list, y: np.ndarray, table: LatencyTable) -
 
 def cli_section(args) -> list[str]:
     """`nas latency zoo:X --predict --json` in a fresh cache dir: every call answers; wall times."""
-    names = args.cli_names.split(",") if args.cli_names else zoo_names()
+    names = zoo_list(args)
     variants = [[f"zoo:{name}"] for name in names]
     variants += [[f"zoo:{name}", "--width", w] for w in args.cli_widths.split(",") if w for name in names]
     times, failures = [], []
@@ -183,7 +195,7 @@ def cli_section(args) -> list[str]:
                 failures.append(" ".join(argv))
             log(f"{' '.join(argv)}: {times[-1]:.1f} s" + ("" if ok else f" FAILED: {done.stderr.strip()[-200:]}"))
     later = np.array(times[1:])
-    return [f"`nas latency zoo:X --predict --json` in a fresh cache dir, {len(variants)} calls (every zoo network"
+    return [f"`nas latency zoo:X --predict --json` in a fresh cache dir, {len(variants)} calls ({len(names)} zoo networks"
             + (f", and at width {args.cli_widths}" if args.cli_widths else "") + f"): {len(variants) - len(failures)} "
             f"answered{' (failed: ' + ', '.join(failures) + ')' if failures else ''}. First call {times[0]:.1f} s "
             f"(calibration included); later calls median {np.median(later):.1f} s, max {later.max():.1f} s "
@@ -205,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--build-sample", type=int, default=200, help="parts profiled for --build sample")
     p.add_argument("--cli-calls", action="store_true", help="time `nas latency zoo:X --predict --json`, fresh cache")
     p.add_argument("--cli-widths", default="0.5", help="width variants for --cli-calls (comma-separated)")
-    p.add_argument("--cli-names", default="", help="zoo networks for --cli-calls (comma-separated; default all)")
+    p.add_argument("--zoo-names", default="", help="zoo networks for --zoo and --cli-calls (comma-separated; "
+                                                   "default: all)")
     p.add_argument("--out", default="experiments/results/bench_latency.md")
     args = p.parse_args(argv)
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
@@ -227,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.n:
         groups["random"] = (sample_genotypes(args.n, args.seed), np.zeros(0))
     if args.zoo:
-        groups["zoo"] = ([load_genotype(f"zoo:{name}") for name in zoo_names()], np.zeros(0))
+        groups["zoo"] = ([load_genotype(f"zoo:{name}") for name in zoo_list(args)], np.zeros(0))
     for name, (genotypes, _) in list(groups.items()):
         log(f"measuring {len(genotypes)} {name} networks")
         measured = measure_many(genotypes, whole, progress=lambda d, t: log(f"measured {d}/{t}") if d % 24 == 0 else None)
