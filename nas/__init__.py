@@ -6,8 +6,9 @@ The public API for using genotypes needs only torch and pyyaml::
     g = nas.load_genotype("zoo:mobilenet_v3_large")
     model = nas.build_model(g, num_classes=10)
 
-``nas.train(genotype, data="fashion-mnist", epochs=20)`` trains one for real (:mod:`nas.training`; its
-imports load on first use).
+``nas.train(genotype, data="fashion-mnist", epochs=20)`` trains one for real (:mod:`nas.training`), and
+``nas.audit(config, settings)`` measures how well proxy settings rank networks (:mod:`nas.auditing`); their
+imports load on first use.
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ def __getattr__(name: str):
         from nas.training import train
 
         return train
+    if name == "audit":
+        from nas.auditing import audit
+
+        return audit
     raise AttributeError(f"module 'nas' has no attribute {name!r}")
 
 
-__all__ = ["Genotype", "GenotypeError", "NasError", "__version__", "build_model", "genotype_text",
+__all__ = ["Genotype", "GenotypeError", "NasError", "__version__", "audit", "build_model", "genotype_text",
            "load_genotype", "save_genotype", "train", "zoo_names"]

@@ -15,7 +15,7 @@ import warnings
 
 from searchspace.errors import NasError
 
-COMMAND_MODULES = ("zoo", "show", "search", "train", "latency", "export", "import_timm", "scale")
+COMMAND_MODULES = ("zoo", "show", "search", "audit", "train", "latency", "export", "import_timm", "scale")
 
 
 def build_parser() -> argparse.ArgumentParser:
