@@ -1,4 +1,4 @@
-"""Copy a reference network's weights into ours, in order, and compare the outputs (issue 14 part 2).
+"""Copy a reference network's weights into ours, in order, and compare the outputs (issue 14).
 
 Every tensor of the torchvision / timm model (random weights, random BatchNorm statistics) is
 copied in state-dict order into the genotype's network; both run in eval mode on the same random
@@ -22,11 +22,16 @@ import torch  # noqa: E402
 import torchvision.models as tvm  # noqa: E402
 
 from searchspace import build, load_genotype  # noqa: E402
-from tests.classic_members import MEMBERS  # noqa: E402
+from tests.classic_members import MEMBERS as CLASSIC_MEMBERS  # noqa: E402
+from tests.csp_dense_members import MEMBERS as CSP_DENSE_MEMBERS  # noqa: E402
 
+MEMBERS = {**CLASSIC_MEMBERS, **CSP_DENSE_MEMBERS}
 ZOO = ["seresnet50", "wide_resnet50_2", "efficientnet_v2_s", "mobilenetv1_100", "legacy_xception", "vgg16_bn",
        "squeezenet1_1"]
+ZOO += ["densenet121", "densenet169", "cspresnet50", "cspresnext50", "cspdarknet53", "darknet53", "resnetv2_50"]
 TIMM = {"seresnet50", "mobilenetv1_100", "legacy_xception", "seresnet18", "seresnet34", "mobilenetv1_125"}
+TIMM |= {"cspresnet50", "cspresnext50", "cspdarknet53", "darknet53", "resnetv2_50", "cspresnet50d", "cspresnet50w",
+         "darknet17", "darknet21", "resnetv2_18", "resnetv2_34", "resnetv2_101"}
 
 
 def reference_order(name: str, keys: list[str]) -> list[str]:

@@ -6,13 +6,13 @@ with experiments/reference_counts.py (params; MACs = flop_counter FLOPs / 2 at t
 
 from __future__ import annotations
 
-import copy
 import json
 
 import optuna
 import pytest
 import torch
 from block_helpers import genotype, make_block
+from csp_dense_members import MEMBERS
 
 from nas.cli import main
 from predictors.cost import count_macs, count_params
@@ -174,71 +174,16 @@ def test_width_scales_growth():
 
 # ------------------------------------------------------------------ other members of each family
 
-def zoo(name: str) -> dict:
-    return load_genotype(f"zoo:{name}").to_dict()
-
-
-def densenet(stem: int, growth: int, layers: tuple[int, ...]) -> dict:
-    """torchvision's DenseNet rule: each transition halves the width, each block adds layers * growth."""
-    g, width = zoo("densenet121"), stem
-    g["stem"]["out"] = stem
-    for stage, n in zip(g["stages"], layers, strict=True):
-        block = stage["blocks"][0]
-        width = (width if block["stride"] == 1 else width // 2) + n * growth
-        block.update(out=width, layers=n, growth=growth)
-    return g
-
-
-def darknet(repeats: tuple[int, ...]) -> dict:
-    g = zoo("darknet53")
-    for stage, n in zip(g["stages"], repeats, strict=True):
-        stage["blocks"][0]["repeat"] = n
-    return g
-
-
-def cspresnet(wide: bool) -> dict:
-    """cspresnet50d (deep stem) and cspresnet50w (also twice the width, bottle 0.25, block ratio 0.5)."""
-    g = zoo("cspresnet50")
-    g["stem"] = {"type": "deep", "out": 64, "mid": 32, "act": "leaky_relu", "pool": "max"}
-    for stage in g["stages"]:
-        block = stage["blocks"][0]
-        if wide:
-            block.update(out=block["out"] * 2, expand=1.0, block_ratio=0.5, expansion=4)
-    return g
-
-
-def resnetv2(repeats: tuple[int, ...], basic: bool) -> dict:
-    g = zoo("resnetv2_50")
-    for i, (stage, n) in enumerate(zip(g["stages"], repeats, strict=True)):
-        stage["blocks"][0]["repeat"] = n
-        if basic:
-            stage["blocks"][0].update(form="basic", out=64 * 2 ** i)
-    return g
-
-
-MEMBERS = {  # name: (genotype, reference params, reference MACs at the zoo genotype's resolution)
-    "densenet201": (densenet(64, 32, (6, 12, 48, 32)), 20013928, 4291365888),
-    "densenet161": (densenet(96, 48, (6, 12, 36, 24)), 28681000, 7727907072),
-    "cspresnet50d": (cspresnet(wide=False), 21635400, 4830240768),
-    "cspresnet50w": (cspresnet(wide=True), 28118216, 5020008448),
-    "darknet17": (darknet((1, 1, 1, 1, 1)), 14304840, 3245318144),
-    "darknet21": (darknet((1, 1, 1, 2, 2)), 20863048, 3916406784),
-    "resnetv2_18": (resnetv2((2, 2, 2, 2), basic=True), 11687720, 1814073344),
-    "resnetv2_34": (resnetv2((3, 4, 6, 3), basic=True), 21795880, 3663761408),
-    "resnetv2_101": (resnetv2((3, 4, 23, 3), basic=False), 44541480, 7801405440),
-}
-
-
 @pytest.mark.parametrize("name", list(MEMBERS))
 def test_other_family_members_have_the_reference_count(name):
-    raw, ref_params, _ = MEMBERS[name]
-    assert count_params(build_model(raw)) == ref_params
+    make, ref_params, _ = MEMBERS[name]
+    assert count_params(build_model(make())) == ref_params
 
 
 @pytest.mark.parametrize("name", ["resnetv2_18", "darknet17"])
 def test_other_family_members_have_the_reference_macs(name):
-    raw, _, ref_macs = MEMBERS[name]
-    g = load_genotype(raw)
+    make, _, ref_macs = MEMBERS[name]
+    g = make()
     assert count_macs(build_model(g), g.resolution) == ref_macs
 
 
@@ -383,7 +328,7 @@ def test_timm_arch_def_export_refuses_the_family(name, capsys):
 
 
 def test_timm_export_refuses_a_block_act_without_a_timm_code(capsys, tmp_path):
-    raw = copy.deepcopy(zoo("mobilenet_v2"))
+    raw = load_genotype("zoo:mobilenet_v2").to_dict()
     raw["stages"][1]["blocks"][0]["act"] = "leaky_relu"
     path = save_genotype(load_genotype(raw), tmp_path / "g.yaml")
     code, _, err = run_cli(["export", str(path), "--format", "timm"], capsys)
