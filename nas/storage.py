@@ -69,11 +69,16 @@ def open_storage(url: str, attempts: int = 5, heartbeat: int = HEARTBEAT_SECONDS
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(full, heartbeat_interval=heartbeat, grace_period=grace)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            if attempt == attempts - 1:
-                raise
+        except sqlalchemy.exc.DBAPIError as err:
+            racing = isinstance(err, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)) or any(
+                text in str(err) for text in ("already exists", "database is locked"))
+            if not racing or attempt == attempts - 1:
+                raise NasError(f"storage: cannot open {url!r}: {_first_line(err)}") from None
             time.sleep(0.2 + random.random())  # another worker is creating the tables: let it finish
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ArgumentError, ImportError, ValueError) as err:
-            detail = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
-            raise NasError(f"storage: cannot open {url!r}: {detail}") from None
+        except (sqlalchemy.exc.ArgumentError, ImportError, ValueError) as err:
+            raise NasError(f"storage: cannot open {url!r}: {_first_line(err)}") from None
     raise AssertionError("unreachable")
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(getattr(err, "orig", None) or err).strip().splitlines() or ["unknown error"])[0]

@@ -122,7 +122,7 @@ def _check_two_workers(rows: list[dict]) -> None:
     _no_network_twice(rows)
     crashed = [r["reason"] for r in rows if r["state"] == "FAIL" and "at chance" not in r["reason"]]
     assert not crashed  # (a tiny synthetic candidate may end at chance: recorded as such, not a crash)
-    finished = [r for r in rows if r["state"] in ("COMPLETE", "PRUNED")]
+    finished = [r for r in rows if r["state"] in ("COMPLETE", "PRUNED", "FAIL")]
     assert 6 <= len(finished) <= 7  # trials count per study (one in flight may finish after the 6th)
 
 
