@@ -196,6 +196,8 @@ class LatencyTable:
             self._put(part, signature, _timing_fields(self.store.get(key), self.memory_format), key)
         total = len(known) + sum(len(same) for same in by_signature.values())
         done, groups = len(known), list(by_signature.items())
+        if progress is not None and total:
+            progress(done, total)
         for start in range(0, len(groups), group):
             chunk = groups[start:start + group]
             timings = self.timer([same[0] for _, same in chunk])
