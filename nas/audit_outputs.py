@@ -117,8 +117,8 @@ def candidates_table(result: AuditResult) -> list[str]:
         accs = [result.accuracies(j.training, j.seed_index)[c.index] for j in jobs]
         macs, params = c.free.get("macs"), c.free.get("params")
         lines.append(f"| {c.index} | {_cost(c.cost, result.unit)} | "
-                     f"{'-' if macs is None else f'{macs / 1e6:.1f}M'} | "
-                     f"{'-' if params is None else f'{params / 1e6:.2f}M'} | "
+                     f"{'-' if macs is None else f'{macs / 1e6:.3g}M'} | "
+                     f"{'-' if params is None else f'{params / 1e6:.3g}M'} | "
                      + " | ".join(_f(a, 4) for a in accs) + " |")
     return lines
 
@@ -152,7 +152,7 @@ def plot_scatter(result: AuditResult) -> None:
         mean = [sum(v) / len(v) for v in zip(*per_seed, strict=True)]
         ax.scatter(reference, mean, s=24, color="black", label="mean")
         tau = _row_tau(result, name)
-        ax.set_title(f"{name}: tau {_f(tau)}", fontsize=10)
+        ax.set_title(f"{name}: Kendall tau of the mean {_f(tau)}", fontsize=10)
         ax.set_xlabel("reference accuracy")
         ax.set_ylabel("proxy accuracy")
         ax.legend(fontsize=7)

@@ -192,7 +192,11 @@ def audit(config: SearchConfig | str | Path | None = None, settings: Mapping[str
     candidates = load_or_pick(config, plan.options, folder, cost_model, free_scores, progress)
     result = AuditResult(folder, plan, candidates, [], unit=config.unit, target=config.target, command=command)
     store = TrainingStore(folder / STORE)
-    train_all(result, store, trainer_for or HeldDataTrainer, progress)
+    try:
+        train_all(result, store, trainer_for or HeldDataTrainer, progress)
+    except KeyboardInterrupt:
+        finish(result, store, plot=False)  # the tables of what is done; a rerun continues
+        raise
     finish(result, store, plot=True)
     progress.note(f"audit: wrote {folder}/audit.md, audit.csv and audit.png")
     return result
