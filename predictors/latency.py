@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from predictors.fingerprint import BACKENDS, DEVICES, Fingerprint, fingerprint
-from predictors.latency_cache import LatencyCache
+from predictors.latency_cache import TORCH_FORMAT, LatencyCache
 from searchspace.errors import NasError
 from searchspace.genotype import Genotype
 
@@ -141,7 +141,7 @@ def memory_format_of(config: MeasureConfig) -> str:
         raise NasError(f"memory_format: {config.memory_format!r} is not one of {', '.join(MEMORY_FORMATS)}")
     if config.backend != "torch":
         return "contiguous"
-    return config.memory_format or "channels_last"
+    return config.memory_format or TORCH_FORMAT
 
 
 def config_from_conditions(conditions: dict, base: MeasureConfig | None = None,
@@ -364,7 +364,7 @@ def _record(genotype: Genotype, timing: Timing, config: MeasureConfig, fp: Finge
         warnings.warn(f"latency of {m.genotype_hash} is noisy: IQR {m.iqr_ms:.3g} ms is "
                       f"{timing.spread:.0%} of the median {m.median_ms:.3g} ms", RuntimeWarning, stacklevel=3)
     if cache is not None:
-        cache.store(m.genotype_hash, fp.id(), res, config.batch, m.memory_format, m.to_dict())
+        cache.store(m.genotype_hash, fp.id(), res, config.batch, m.to_dict(), m.memory_format)
     return m
 
 

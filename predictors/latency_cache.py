@@ -82,6 +82,9 @@ class JsonlStore:
         return list(self._records.values())
 
 
+TORCH_FORMAT = "channels_last"  # the memory format torch measurements use unless told otherwise
+
+
 def measurement_key(genotype_hash: str, fingerprint_id: str, resolution: int, batch: int, memory_format: str) -> str:
     return f"{genotype_hash}|{fingerprint_id}|r{resolution}|b{batch}|{memory_format}"
 
@@ -93,9 +96,9 @@ class LatencyCache(JsonlStore):
         super().__init__(cache_dir() / "measurements.jsonl" if path == "default" else path)
 
     def lookup(self, genotype_hash: str, fingerprint_id: str, resolution: int, batch: int,
-               memory_format: str) -> dict | None:
+               memory_format: str = TORCH_FORMAT) -> dict | None:
         return self.get(measurement_key(genotype_hash, fingerprint_id, resolution, batch, memory_format))
 
-    def store(self, genotype_hash: str, fingerprint_id: str, resolution: int, batch: int, memory_format: str,
-              record: dict) -> None:
+    def store(self, genotype_hash: str, fingerprint_id: str, resolution: int, batch: int, record: dict,
+              memory_format: str = TORCH_FORMAT) -> None:
         self.put(measurement_key(genotype_hash, fingerprint_id, resolution, batch, memory_format), record)
