@@ -112,9 +112,16 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
 
 
 def spearman(x: list[float], y: list[float]) -> float:
+    """Spearman's rho; NaN for fewer than 3 networks or a constant column (no ranking to compare)."""
     from scipy.stats import spearmanr
 
-    return float(spearmanr(x, y).statistic) if len(x) >= 3 else float("nan")
+    if len(x) < 3 or len(set(x)) == 1 or len(set(y)) == 1:
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
+
+
+def _rho_text(rho: float) -> str:
+    return "undefined (fewer than 3 networks, or one accuracy column is constant)" if math.isnan(rho) else f"{rho:.3f}"
 
 
 def verdict(rows: list[dict], cfg, seeds: int) -> list[str]:
@@ -187,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(f"| {r['label']} | {r['test_mean']:.4f}{spread} | {r['proxy_mean']:.4f} | {r['params']:,} | "
                      f"{r['macs'] / 1e6:.1f}M | {r['latency_ms']:.2f} | {r['reward']:.4f} |")
     lines += ["", f"Spearman rank correlation, proxy vs trained accuracy over the {len(rows)} networks (means of "
-                  f"{args.seeds} seed(s)): {rho:.3f}.", "", *verdict(rows, cfg, args.seeds), "",
+                  f"{args.seeds} seed(s)): {_rho_text(rho)}.", "", *verdict(rows, cfg, args.seeds), "",
               f"Command: `{command}` ({time.time() - start:.0f} s in this invocation; trainings in `{work}`)."]
     text = "\n".join(lines) + "\n"
     (work / "summary.json").write_text(json.dumps({"rows": rows, "spearman": rho, "seeds": args.seeds,

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from predictors.proxy import EpochStats
+from predictors.proxy import EpochEnd, EpochStats
 from searchspace import Genotype, NasError, load_genotype, save_genotype
 from searchspace.textio import atomic_file, write_text_atomic
 
@@ -106,6 +106,20 @@ def write_checkpoints(out: Path, genotype: Genotype, recipe: dict, normalize: di
         save_checkpoint(best, out / BEST)
     save_checkpoint({"format": FORMAT, "genotype_hash": genotype.hash(), "genotype_name": genotype.name,
                      "recipe": recipe, "normalize": normalize, "loop": state}, out / LAST)
+
+
+class EpochWriter:
+    """The loop's per-epoch hook: checkpoints (``best.pt`` when validation improved, then ``last.pt``) and
+    ``metrics.csv``."""
+
+    def __init__(self, out: Path, genotype: Genotype, recipe: dict, normalize: dict) -> None:
+        self.out, self.genotype, self.recipe, self.normalize = out, genotype, recipe, normalize
+
+    def __call__(self, end: EpochEnd) -> None:
+        state = end.state()
+        write_checkpoints(self.out, self.genotype, self.recipe, self.normalize, state,
+                          weights_of(end.model) if end.improved else None)
+        write_metrics(self.out, [EpochStats(**h) for h in state["history"]])
 
 
 def write_metrics(out: Path, history: list[EpochStats]) -> None:

@@ -15,14 +15,13 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.train_outputs import (
     BEST,
+    EpochWriter,
     open_run,
     read_checkpoint,
-    weights_of,
-    write_checkpoints,
     write_curves,
     write_metrics,
     write_result,
@@ -30,6 +29,9 @@ from nas.train_outputs import (
 from predictors.train_config import TrainConfig, data_keys
 from searchspace import Genotype, NasError, load_genotype, parse_genotype
 from searchspace.settings import apply_settings, hashed_dict
+
+if TYPE_CHECKING:
+    from predictors.proxy import LoopProgress
 
 
 @dataclass
@@ -100,15 +102,14 @@ def default_out(genotype: Genotype, config: TrainConfig) -> Path:
     return Path("runs") / "train" / f"{name}-{genotype.hash()[:8]}-seed{config.seed}"
 
 
-def train(genotype: Genotype | str | dict, config: TrainConfig | None = None, *, progress: Any = None,
-          **settings: Any) -> TrainResult:
+def train(genotype: Genotype | str | dict, config: TrainConfig | None = None, *,
+          progress: LoopProgress | None = None, **settings: Any) -> TrainResult:
     """Train ``genotype`` (object, path, YAML text or ``zoo:NAME``) and return its test accuracy.
 
     ``settings`` are :class:`TrainConfig` keys (``epochs=30``, ``data="cifar10"``, ``out=...``,
     ``resume=True``); ``progress`` receives the loop's progress (:class:`nas.train_progress.TrainProgress`).
     Bad input raises :class:`searchspace.NasError` with one line naming what is wrong.
     """
-    from predictors.cost import count_macs
     from predictors.latency import torch_threads
     from predictors.proxy import (
         LoopOptions,
@@ -120,7 +121,6 @@ def train(genotype: Genotype | str | dict, config: TrainConfig | None = None, *,
         precision_for,
     )
     from predictors.train_batches import training_data
-    from searchspace import build
 
     started = time.perf_counter()
     config = train_config(config, **settings)
@@ -129,30 +129,22 @@ def train(genotype: Genotype | str | dict, config: TrainConfig | None = None, *,
     with torch_threads(config.threads) if config.threads else nullcontext():
         data = training_data(config, device)
         trained = trained_genotype(source, config, data.num_classes)
-        in_ch = check_channels(data.in_channels, trained, "train")
+        norm = (data.mean, data.std, check_channels(data.in_channels, trained, "train"))
         out = Path(config.out) if config.out else default_out(trained, config)
         recipe = hashed_dict(config)
         normalize = {"mean": data.mean.flatten().tolist(), "std": data.std.flatten().tolist()}
         saved = open_run(out, trained, recipe, config.resume)
         model = build_network(trained, data.num_classes, config, device)
-        norm = (data.mean, data.std, in_ch)
-
-        def checkpoint(end) -> None:
-            state = end.state()
-            write_checkpoints(out, trained, recipe, normalize, state, weights_of(end.model) if end.improved else None)
-            write_metrics(out, [type(end.stats)(**h) for h in state["history"]])
-
-        options = LoopOptions(warmup=config.warmup, amp=config.amp, progress=progress, on_epoch=checkpoint,
-                              resume=saved, name="train")
+        options = LoopOptions(warmup=config.warmup, amp=config.amp, progress=progress, name="train",
+                              on_epoch=EpochWriter(out, trained, recipe, normalize), resume=saved)
         run = fit(model, config, data.train, data.val, norm, options=options,
                   params=sum(p.numel() for p in model.parameters()))
-        model.load_state_dict(read_checkpoint(out / BEST))
+        model.load_state_dict(read_checkpoint(out / BEST))  # the test split is used once, on the best epoch
         test_accuracy = evaluate(model, data.test, norm, config, precision_for(device, config.amp))
     best = max(run.history, key=lambda h: h.val_accuracy)  # the first epoch with the best accuracy
     result = TrainResult(
         out=str(out), test_accuracy=test_accuracy, best_val_accuracy=best.val_accuracy, best_epoch=best.epoch,
-        epochs=run.epochs_run, params=run.params,
-        macs=count_macs(build(trained, num_classes=data.num_classes), config.resolution, in_ch),
+        epochs=run.epochs_run, params=run.params, macs=_macs(trained, data.num_classes, config.resolution, norm[2]),
         genotype=trained.name, genotype_hash=trained.hash(), seed=config.seed, device=str(device),
         train_seconds=run.train_seconds, wall_seconds=time.perf_counter() - started, dataset=config.dataset,
         num_classes=data.num_classes, resolution=config.resolution, width=config.width, images=data.sizes,
@@ -163,3 +155,9 @@ def train(genotype: Genotype | str | dict, config: TrainConfig | None = None, *,
     write_result(out, result.to_dict())
     return result
 
+
+def _macs(genotype: Genotype, num_classes: int, resolution: int, in_channels: int) -> int:
+    from predictors.cost import count_macs
+    from searchspace import build
+
+    return count_macs(build(genotype, num_classes=num_classes), resolution, in_channels)

@@ -44,6 +44,7 @@ def finished_epochs(out: Path) -> int:
     return max(0, len(metrics.read_text().splitlines()) - 1) if metrics.is_file() else 0
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_an_uninterrupted_run(genotype, tmp_path, capsys):
     args = [str(genotype), *RECIPE, "--epochs", "6", "--quiet", "--json"]
     assert main(["train", *args, "--out", str(tmp_path / "whole")]) == 0  # uninterrupted, in this process
