@@ -28,7 +28,7 @@ PART_GROUPS = ("stem", "head", *FAMILIES)
 GROUP_FEATURES = tuple(f"{g}_ms" for g in PART_GROUPS)
 EXTRA_FEATURES = ("parts", "one", "params_m", "mem_mb")  # per-part overhead, per-network overhead, size terms
 FULL_FEATURES = (*GROUP_FEATURES, *EXTRA_FEATURES)
-SHRINK = 1.0  # weight pulling each group's factor to the common one and each extra term to 0
+SHRINK = 3.0  # weight pulling each group's factor to the common one and each extra term to 0
 FOLDS = 10  # out-of-fold residuals for the interval
 # first-use calibration: two common zoo networks and one single-family default-space member per family
 REFERENCE_ZOO = ("mobilenet_v3_small", "resnet18")
