@@ -33,6 +33,7 @@ FOLDS = 10  # out-of-fold residuals for the interval
 # first-use calibration: two common zoo networks and one single-family default-space member per family
 REFERENCE_ZOO = ("mobilenet_v3_small", "resnet18")
 REFERENCE_SEED = 0
+REFERENCE_RANDOM = 8  # random default-space members: the sizes a search meets, not only the extremes
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,10 @@ class Observations:
 
 
 def reference_networks(resolution: int) -> list[Genotype]:
-    """The networks measured whole on first use, at ``resolution``: :data:`REFERENCE_ZOO` and, for each
-    family of the default space, a seeded shallow, narrow member of the space made of that family alone
-    (so that the correction sees each family's own factor)."""
+    """The networks measured whole on first use, at ``resolution``: :data:`REFERENCE_ZOO`, for each
+    family of the default space a seeded shallow, narrow member of the space made of that family alone
+    (so that the correction sees each family's own factor), and :data:`REFERENCE_RANDOM` seeded
+    members of the default space (typical sizes: with only the small ones the correction extrapolates)."""
     from searchspace import load_genotype
     from searchspace.errors import GenotypeError
     from searchspace.resolve import with_scaling
@@ -153,6 +155,8 @@ def reference_networks(resolution: int) -> list[Genotype]:
         config = default_space([family]).config
         small = [replace(stage, out=[min(stage.out)], repeat=[min(stage.repeat)]) for stage in config.stages]
         candidates.append(Space(replace(config, stages=small)).random_genotype(REFERENCE_SEED))
+    space = default_space()
+    candidates += [space.random_genotype(10_000 + REFERENCE_SEED + i) for i in range(REFERENCE_RANDOM)]
     out = []
     for g in candidates:
         try:
