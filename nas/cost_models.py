@@ -90,8 +90,12 @@ def cost_model_for(config: SearchConfig) -> CostModel:
         return MeasuredLatency(config.latency_backend, config.latency_threads, res)
     if config.latency == "predictor":
         from predictors.latency_model import LatencyModel
+        from searchspace.errors import NasError
 
-        return PredictedLatency(LatencyModel.load(config.latency_model), res)
+        try:
+            return PredictedLatency(LatencyModel.load(config.latency_model), res)
+        except NasError as err:  # the loader names its argument "model"; in a search config it is this key
+            raise NasError(f"latency_{err}" if str(err).startswith("model:") else str(err)) from None
     from predictors.latency_lut import LatencyTable
 
     return PredictedLatency(LatencyTable.for_this_device(backend=config.latency_backend,

@@ -17,12 +17,17 @@ def base_provenance(base, coeffs, phi: float, grid) -> dict:
     return prov
 
 
+def _device(probe) -> dict | None:
+    """The device fingerprint of a measured probe (a plain Timing, e.g. from a test, has none)."""
+    return getattr(probe, "fingerprint", None) or None
+
+
 def member_provenance(base, coeffs, member, grid) -> dict:
     """Provenance of one family member, with its cost and quick latency."""
     lat = member.latency
     return {**base_provenance(base, coeffs, member.phi, grid), "params": member.params, "macs": member.macs,
             "latency_ms": round(lat.median_ms, 4), "latency_iqr_ms": round(lat.iqr_ms, 4), "latency_reps": lat.reps,
-            "latency_resolution": member.genotype.resolution, "device": lat.fingerprint or None}
+            "latency_resolution": member.genotype.resolution, "device": _device(lat)}
 
 
 def rung_provenance(base, coeffs, rung, grid, cost: tuple[int, int]) -> dict:
@@ -32,7 +37,7 @@ def rung_provenance(base, coeffs, rung, grid, cost: tuple[int, int]) -> dict:
             "latency_ms": round(r.verify.median_ms, 4), "latency_iqr_ms": round(r.verify.iqr_ms, 4),
             "latency_reps": r.verify.reps, "search_latency_ms": round(r.search.median_ms, 4),
             "next_phi": r.next_phi, "next_latency_ms": None if r.next_probe is None else round(r.next_probe.median_ms, 4),
-            "latency_resolution": r.genotype.resolution, "device": r.verify.fingerprint or None,
+            "latency_resolution": r.genotype.resolution, "device": _device(r.verify),
             "params": cost[0], "macs": cost[1]}
 
 

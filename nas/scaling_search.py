@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from predictors.latency import CAREFUL, DEFAULT, MeasureConfig, measure_many
+from predictors.latency import CAREFUL, DEFAULT, MeasureConfig, Timing, measure_many
 from predictors.proxy import ProxyConfig, ProxyError, train_proxy
 from searchspace import Genotype, with_scaling
 from searchspace.errors import GenotypeError, NasError
@@ -169,21 +169,10 @@ def best_point(results: Sequence[GridPoint]) -> GridPoint:
 # ---- latency ladders ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Probe:
-    """One latency (or other cost) measurement: median and quartiles of the repetitions."""
-
-    median_ms: float
-    q25_ms: float
-    q75_ms: float
-    reps: int = 1
-    fingerprint: str = ""
-
-    @property
-    def iqr_ms(self) -> float:
-        return self.q75_ms - self.q25_ms
-
-
+Probe = Timing
+"""A probe: median and quartiles (``median_ms``, ``q25_ms``, ``q75_ms``, ``iqr_ms``, ``reps``) of one
+network's latency; a :class:`predictors.latency.Timing`, or a ``Measurement``, which also carries the
+device ``fingerprint``."""
 Measure = Callable[[Sequence[Genotype], bool], list[Probe]]
 """``measure(genotypes, careful)``: one probe per genotype, measured together (interleaved rounds, so
 load changes hit all alike); quick (may be cached) when ``careful`` is False, else fresh and longer."""
@@ -202,8 +191,7 @@ def latency_measure(backend: str = "torch", threads: int | None = None, quick: M
     def measure(genotypes: Sequence[Genotype], is_careful: bool) -> list[Probe]:
         base = careful if is_careful else (quick or MeasureConfig())
         config = replace(base, backend=backend, threads=threads, batch=1, resolution=None)  # each its own
-        found = measure_many(list(genotypes), config, cache=None if is_careful else cache)
-        return [Probe(m.median_ms, m.q25_ms, m.q75_ms, m.reps, m.fingerprint.get("id", "")) for m in found]
+        return measure_many(list(genotypes), config, cache=None if is_careful else cache)
 
     return measure
 

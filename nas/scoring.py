@@ -22,6 +22,7 @@ from searchspace import Genotype
 
 REASON = "reason"
 DUPLICATE = "duplicate_of"
+AT_CHANCE = "at_chance"
 RESULT_ATTRS = ("accuracy", "cost", "reward", "epochs", "params")  # what a repeat copies from its original
 CHANCE_MARGIN = 0.02  # an accuracy within this of chance (1 / classes) means the candidate learned nothing
 
@@ -94,6 +95,7 @@ class TrialRecord:
     params: int | None = None
     reason: str | None = None
     duplicate_of: int | None = None
+    at_chance: bool = False  # trained fully and learned nothing: a failure, but a result (never retrained)
     epoch_accuracies: dict[int, float] = field(default_factory=dict)
 
 
@@ -137,6 +139,7 @@ def score_candidate(genotype: Genotype, scorer: Scorer, report: Report | None = 
 def below_chance(record: TrialRecord, chance: float) -> TrialRecord:
     """A completed candidate no better than guessing is a failure with its reason: never the winner."""
     if record.state == "COMPLETE" and chance > 0 and record.accuracy <= chance + CHANCE_MARGIN:
+        record.at_chance = True
         return _ended(record, "FAIL", f"accuracy {record.accuracy:.4f} is at chance ({chance:.4f}): the candidate "
                                       f"did not learn (too few training steps, or a broken setting)")
     return record
@@ -161,6 +164,9 @@ def reuse_earlier(record: TrialRecord, earlier) -> TrialRecord:
         return _ended(record, "PRUNED", f"same network as trial {earlier.number}, which was pruned")
     if earlier.state.name == "RUNNING":
         return _ended(record, "PRUNED", f"same network as trial {earlier.number}, which another worker is training")
+    if earlier.state.name == "FAIL":  # only a result at chance is reused (see earlier_trial)
+        record.at_chance = True
+        return _ended(record, "FAIL", f"same network as trial {earlier.number}, which did not learn (at chance)")
     for key in RESULT_ATTRS:
         setattr(record, key, earlier.user_attrs.get(key))
     record.train_seconds, record.cost_seconds = 0.0, 0.0
@@ -178,6 +184,8 @@ def record_attrs(record: TrialRecord, backend: str = "local") -> dict[str, Any]:
         attrs[REASON] = record.reason
     if record.duplicate_of is not None:
         attrs[DUPLICATE] = record.duplicate_of
+    if record.at_chance:
+        attrs[AT_CHANCE] = True
     attrs.update({f"acc_epoch_{e}": a for e, a in record.epoch_accuracies.items()})
     return attrs
 

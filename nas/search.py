@@ -25,6 +25,7 @@ from nas.outputs import write_trials
 from nas.progress import Progress
 from nas.reward import reward_for
 from nas.scoring import (
+    AT_CHANCE,
     REASON,
     FinalistTrainer,
     ProxyTrainer,
@@ -82,14 +83,14 @@ def prepare_run(config: SearchConfig, cost_model: CostModel | None = None, train
         raise NasError(f"name: run {str(folder)!r} exists; add --resume to continue it or pick another --name")
     if config.resume and config.storage is None and not db.exists():
         raise NasError(f"resume: no run to resume at {str(folder)!r}")
+    space = space_from_dict(config.space)
+    space.config.head["num_classes"] = dataset_classes(config)  # a bad data folder fails before any file is made
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise NasError(f"runs_dir: cannot create {str(folder)!r}: {err.strerror or err}") from None
     write_text_atomic(folder / "config.json", json.dumps(config.to_dict(), indent=2))
     storage = config.storage or f"sqlite:///{db}"
-    space = space_from_dict(config.space)
-    space.config.head["num_classes"] = dataset_classes(config)
     scorer.chance = 1.0 / space.config.head["num_classes"]
     return Run(config, folder, storage, space, scorer, retrain or FinalistTrainer(config.proxy, config.finalist_epochs))
 
@@ -170,11 +171,12 @@ class Objective:
 
 
 def earlier_trial(study: optuna.Study, genotype_hash: str, number: int) -> optuna.trial.FrozenTrial | None:
-    """The first trial before ``number`` that holds the same network (completed, pruned, or running in
-    another worker), if any. Failed trials do not count: a failure (out of memory, interrupted) may not
-    happen again."""
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)):
-        if t.number < number and t.user_attrs.get("hash") == genotype_hash:
+    """The first trial before ``number`` that holds the same network (completed, pruned, running in
+    another worker, or trained to chance accuracy), if any. Other failures do not count: a failure (out
+    of memory, interrupted) may not happen again."""
+    for t in study.get_trials(deepcopy=False):
+        held = t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) or t.user_attrs.get(AT_CHANCE)
+        if held and t.number < number and t.user_attrs.get("hash") == genotype_hash:
             return t
     return None
 

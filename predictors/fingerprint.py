@@ -66,25 +66,25 @@ def onnxruntime_version() -> str | None:
 def check_backend(backend: str, device: str = "cpu") -> None:
     """Raise NasError (one line) for an unknown backend or an unavailable device."""
     if backend not in BACKENDS:
-        raise NasError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+        raise NasError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
     if device not in DEVICES:
-        raise NasError(f"--device: {device!r} is not one of {', '.join(DEVICES)}")
+        raise NasError(f"device: {device!r} is not one of {', '.join(DEVICES)}")
     if device == "cuda" and not torch.cuda.is_available():
-        raise NasError(f"--device cuda: CUDA is not available here (torch {torch.__version__}); use --device cpu")
+        raise NasError(f"device cuda: CUDA is not available here (torch {torch.__version__}); use device cpu")
     if backend == "onnxruntime":
         if onnxruntime_version() is None:
-            raise NasError("--backend onnxruntime: the onnxruntime package is not installed")
+            raise NasError("backend onnxruntime: the onnxruntime package is not installed")
         if device == "cuda":
             import onnxruntime
 
             if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-                raise NasError("--device cuda: this onnxruntime has no CUDAExecutionProvider")
+                raise NasError("device cuda: this onnxruntime has no CUDAExecutionProvider")
 
 
 def resolve_threads(threads: int | None) -> int:
     """The thread count a measurement uses: ``threads`` or torch's default (all cores)."""
     if threads is not None and threads < 1:
-        raise NasError(f"--threads: {threads} must be >= 1")
+        raise NasError(f"threads: {threads} must be >= 1")
     return int(threads or torch.get_num_threads())
 
 

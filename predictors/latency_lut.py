@@ -55,6 +55,7 @@ from searchspace.blocks import FAMILIES, BlockArgs
 from searchspace.errors import GenotypeError
 from searchspace.genotype import Genotype, parse_block
 from searchspace.resolve import parse_genotype, resolve, with_scaling
+from searchspace.size import check_size
 from searchspace.space import Space
 
 # a part stops after one round of at least 5 repetitions once its IQR is within 3% of its median
@@ -306,8 +307,10 @@ class LatencyTable:
     def predict_interval(self, genotype: Genotype, resolution: int | None = None) -> Prediction:
         """Corrected table sum, with the correction's out-of-fold residual quantiles as the interval.
 
-        The first prediction on a device without a correction calibrates one (:meth:`calibrate`).
+        The first prediction on a device without a correction calibrates one (:meth:`calibrate`). A
+        network too large to build is refused before any part of it is profiled.
         """
+        check_size(with_scaling(genotype, resolution=resolution) if resolution else genotype)
         if self.correction.n == 0:
             self.correction = self._load_correction()  # another process may have calibrated meanwhile
         if self.correction.n == 0:

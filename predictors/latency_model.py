@@ -204,12 +204,12 @@ class LatencyModel:
         """
         path = Path(path)
         if not path.is_file():
-            raise NasError(f"--model: no such file {str(path)!r}")
+            raise NasError(f"model: no such file {str(path)!r}")
         try:
             header, regressor = _read_model(path)
         except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as err:
             detail = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise NasError(f"--model: {path} is not a latency model written by `nas latency fit` ({detail})") from None
+            raise NasError(f"model: {path} is not a latency model written by `nas latency fit` ({detail})") from None
         model = cls(header["kind"], header["batch"], None, header["extra_names"])
         model.families, model.regressor, model.info = header["families"], regressor, header["info"]
         if "log_table_ms" in model.info["features"]:
@@ -232,7 +232,7 @@ def _read_model(path: Path) -> tuple[dict, Additive]:
         unpacked = sum(info.file_size for info in archive.zip.infolist())
         if unpacked > MAX_MODEL_BYTES:
             raise ValueError(f"it unpacks to {unpacked / 2**20:.0f} MiB")
-        header = load_json(str(archive["header"]), f"--model: {path}: header")
+        header = load_json(str(archive["header"]), f"model: {path}: header")
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise ValueError(f"the header does not say format {FORMAT}")
         _check_header(header)

@@ -255,7 +255,8 @@ def test_cli_end_to_end(tmp_path, capsys) -> None:
     code, out, _ = run_cli(["latency", "validate", "--config", str(config), "--n", "8", "--seed", "1", "--lut",
                             "--out", str(csv_path), "--json", *fast], capsys)
     report = json.loads(out)
-    assert code == 0 and report["n"] == 8 and 0 <= report["lut"]["within_20"] <= 1
+    assert code == 0 and report["n"] == 8 and set(report["lut"]) >= {"within_10", "within_20", "spearman", "mape"}
+    assert len(csv_path.read_text().strip().splitlines()) == 1 + 8  # header + the 8 measured networks
     model = tmp_path / "model.joblib"
     assert run_cli(["latency", "fit", str(csv_path), "-o", str(model), "--kind", "ridge"], capsys)[0] == 0
     genotype = save_genotype(tiny_space().random_genotype(5), tmp_path / "g.yaml")
@@ -272,3 +273,11 @@ def test_cli_end_to_end(tmp_path, capsys) -> None:
     assert code == 0 and first["measured_ms"] > 0 and first["fingerprint"]["threads"] == 1
     code, out, _ = run_cli(["latency", str(genotype), "--json", *fast], capsys)
     assert json.loads(out)["cached"] is (not first["noisy"])  # a noisy first result is measured again
+
+
+def test_accuracy_report_by_hand() -> None:
+    from predictors.latency_model import accuracy_report
+
+    report = accuracy_report([10.0, 10.0, 10.0, 10.0], [10.5, 11.5, 8.5, 13.0])  # errors 5%, 15%, 15%, 30%
+    assert report["within_10"] == 0.25 and report["within_20"] == 0.75
+    assert report["mape"] == pytest.approx(16.25) and report["n"] == 4

@@ -92,7 +92,7 @@ def test_latency_model_with_planted_code_is_refused(payload, layout, tmp_path) -
         marker.unlink()
     with pytest.raises(NasError) as info:
         LatencyModel.load(path)
-    assert one_line(info.value).startswith(f"--model: {path} is not a latency model")
+    assert one_line(info.value).startswith(f"model: {path} is not a latency model")
     assert not marker.exists()
 
 
@@ -194,12 +194,12 @@ def test_crafted_model_arrays_are_refused(change, detail, good_model, tmp_path) 
     rewrite_model(good_model, bad, change)
     with pytest.raises(NasError) as info:
         LatencyModel.load(bad)
-    assert one_line(info.value).startswith(f"--model: {bad} is not a latency model")
+    assert one_line(info.value).startswith(f"model: {bad} is not a latency model")
     assert detail in str(info.value)
 
 
 def test_model_path_errors(good_model, tmp_path) -> None:
-    with pytest.raises(NasError, match=r"^--model: no such file"):
+    with pytest.raises(NasError, match=r"^model: no such file"):
         LatencyModel.load(tmp_path / "missing.model")
     text = tmp_path / "notes.txt"
     text.write_text("hello")

@@ -164,7 +164,7 @@ def macs_cost(memo: dict, quick_factor: float = 1.0) -> callable:
             if g.hash() not in memo:
                 memo[g.hash()] = params_and_macs(g)[1] / 1e6
             value = memo[g.hash()] * (1.0 if careful else quick_factor)
-            out.append(Probe(value, value, value))
+            out.append(Probe(value, value, value, value, 1))
         return out
 
     return measure

@@ -141,42 +141,37 @@ def test_space_config_error(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_ray_backend_two_workers(tmp_path, monkeypatch, capsys):
-    pytest.importorskip("ray.tune")
-    import nas.ray_backend as ray_backend
-
-    after_fit = []  # trials recorded only after Tune finished (none: the callback records them live)
-    real = ray_backend.record_results
-    monkeypatch.setattr(ray_backend, "record_results",
-                        lambda *a, **k: after_fit.append(real(*a, **k)) or after_fit[-1])
-    overrides = tiny_overrides(tmp_path, "ray", trials=4, backend="ray", workers=2)
-    summary = search(load_config(overrides=overrides), quiet=False)
-    assert after_fit == [0]
-    err = capsys.readouterr().err
-    assert err.count("[trial ") == 4 and err.count("  -> ") == 4
-    folder = tmp_path / "runs" / "ray"
-    rows = _rows(folder)
-    assert len(rows) == 4 and summary.trials == 4
-    assert {r["state"] for r in rows} <= {"COMPLETE", "PRUNED", "FAIL"}
-    assert summary.completed >= 1 and (folder / "best.yaml").is_file()
-    assert nas.load_genotype(folder / "best.yaml").provenance["trial"] in {int(r["number"]) for r in rows}
-
-
-@pytest.mark.slow
-def test_ray_reuses_a_network_already_scored(tmp_path):
+def test_ray_backend_two_workers_reuses_a_network_already_scored(tmp_path, capsys):
     """One network in the whole space, 5 Ray trials on 2 workers: at most the 2 first (running together)
-    train it; every later trial finds it in the study and reuses its score."""
+    train it; every later trial finds it in the study and reuses its score. Outputs as for a local run."""
     pytest.importorskip("ray.tune")
     space = {**TINY_SPACE, "stages": [{"stride": 1, "out": [8], "repeat": [1], "types": ["basic"]}],
              "params": {"basic": {"kernel": [3], "se": [0.0], "avg_down": [False], "act": ["relu"]}}}
-    overrides = tiny_overrides(tmp_path, "rayrep", trials=5, backend="ray", workers=2, space=space)
-    search(load_config(overrides=overrides), quiet=True)
-    rows = _rows(tmp_path / "runs" / "rayrep")
-    assert len(rows) == 5 and len({r["hash"] for r in rows}) == 1
+    overrides = tiny_overrides(tmp_path, "rayrep", trials=5, backend="ray", workers=2, space=space, finalists=1)
+    summary = search(load_config(overrides=overrides), quiet=False)
+    err = capsys.readouterr().err
+    assert err.count("[trial ") == 5 and err.count("  -> ") == 5  # live progress, one line each way
+    folder = tmp_path / "runs" / "rayrep"
+    rows = _rows(folder)
+    assert len(rows) == 5 == summary.trials and len({r["hash"] for r in rows}) == 1
     trained = [r for r in rows if not r["duplicate_of"]]
     reused = [r for r in rows if r["duplicate_of"]]
     assert 1 <= len(trained) <= 2 and len(reused) == 5 - len(trained)
     originals = {r["number"]: r for r in trained}
     for r in reused:
         assert r["duplicate_of"] in originals and float(r["train_seconds"]) == 0.0
-        assert r["reward"] == originals[r["duplicate_of"]]["reward"] and r["state"] == "COMPLETE"
+        assert r["reward"] == originals[r["duplicate_of"]]["reward"] and r["state"] == originals[r["duplicate_of"]]["state"]
+    if summary.completed:
+        assert nas.load_genotype(folder / "best.yaml").provenance["trial"] in {int(r["number"]) for r in trained}
+
+
+def test_a_candidate_at_chance_fails_with_its_reason_and_is_not_trained_again(tmp_path):
+    """10 classes: 0.11 is within the 2-point margin of chance (0.10). Never the winner, trained once."""
+    space = {**TINY_SPACE, "stages": [{"stride": 1, "out": [8], "repeat": [1], "types": ["basic"]}],
+             "params": {"basic": {"kernel": [3], "se": [0.0], "avg_down": [False], "act": ["relu"]}}}
+    summary, rows, trainer = _search(tmp_path, "chance", trainer=FakeTrainer(accuracy=lambda g: 0.11), trials=3,
+                                     space=space)
+    assert len(trainer.trained) == 1 and summary.best_path is None and summary.completed == 0
+    assert [r["state"] for r in rows] == ["FAIL"] * 3
+    assert rows[0]["reason"].startswith("accuracy 0.1100 is at chance (0.1000): the candidate did not learn")
+    assert all(r["reason"] == "same network as trial 0, which did not learn (at chance)" for r in rows[1:])

@@ -69,3 +69,12 @@ def _dotted(cls: type, prefix: str = "") -> list[str]:
         elif not is_section(key):
             out.append(prefix + name)
     return out
+
+
+def flag_error(err: Exception, keys: Iterable[str]) -> Exception:
+    """A library error names a key (``backend: ...``); on the command line it is a flag (``--backend: ...``)."""
+    text = str(err)
+    for key in keys:
+        if text.startswith((f"{key}:", f"{key} ")):
+            return type(err)("--" + key.replace("_", "-") + text[len(key):])
+    return err

@@ -77,9 +77,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import warnings
 
+    from nas.commands.flags import flag_error
+    from searchspace.errors import NasError
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # noisy measurements are reported by the command
-        return _run(args)
+        try:
+            return _run(args)
+        except NasError as err:  # the library names keys; here they are this command's flags
+            raise flag_error(err, ("backend", "device", "threads", "model")) from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -327,11 +333,13 @@ def _build_lut(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     from predictors.latency_model import LatencyModel, read_measurements
     from searchspace.errors import NasError
+    from searchspace.textio import check_output_file
 
     if args.input is None:
         raise NasError("fit needs a measurements CSV: nas latency fit MEASUREMENTS.csv -o MODEL")
     if not args.output:
         raise NasError("fit needs -o MODEL (where to write the model)")
+    check_output_file(args.output, "-o/--output")  # before the fit, not after it
     samples = read_measurements(args.input)
     config = _measure_config(args)
     table = _table(config) if args.lut else None
@@ -348,7 +356,10 @@ def _fit(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from predictors.latency import measure_many
     from predictors.latency_model import LatencyModel, accuracy_report, time_per_prediction
+    from searchspace.textio import check_output_file
 
+    if args.out:
+        check_output_file(args.out, "--out")
     search = _search_config(args)
     space = _space(args, search)
     config = _measure_config(args, search)
