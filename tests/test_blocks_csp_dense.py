@@ -11,7 +11,7 @@ import json
 import optuna
 import pytest
 import torch
-from block_helpers import genotype, make_block
+from block_helpers import genotype, make_block, randomize_bn
 from csp_dense_members import MEMBERS
 
 from nas.cli import main
@@ -284,18 +284,6 @@ def test_show_and_latency_commands(block_type, tmp_path, capsys):
                               "--no-cache"], capsys)
     assert code == 0, err
     assert json.loads(out)["measured_ms"] > 0
-
-
-def randomize_bn(model: torch.nn.Module) -> torch.nn.Module:
-    torch.manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.normal_(0, 0.1)
-    torch.nn.init.normal_(model.head.classifier.weight, 0, 0.1)
-    return model.eval()
 
 
 @pytest.mark.parametrize("block_type", NEW)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from block_helpers import randomize_bn
 
 from nas.cli import main
 from searchspace import build_model, zoo_names
@@ -17,17 +18,9 @@ NETWORKS = [n for n in ("mobilenet_v3_large", "resnet18", "shufflenet_v2_x0_5") 
 
 
 def trained_like(name: str, num_classes: int | None = None) -> torch.nn.Module:
-    """A network whose BN statistics and classifier are random, so outputs are O(1), not ~0."""
+    """A zoo network whose BN statistics and classifier are random, so outputs are O(1), not ~0."""
     torch.manual_seed(0)
-    model = build_model(f"zoo:{name}", num_classes=num_classes, resolution=RESOLUTION)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.normal_(0, 0.1)
-    torch.nn.init.normal_(model.head.classifier.weight, 0, 0.1)
-    return model.eval()
+    return randomize_bn(build_model(f"zoo:{name}", num_classes=num_classes, resolution=RESOLUTION))
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
