@@ -5,29 +5,18 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import predictors.latency as latency
-import predictors.latency_features as features
 from nas.cli import main
 from predictors.fingerprint import fingerprint
 from predictors.latency import CHANNELS_LAST_HOWTO, measure_latency, measure_many
 from predictors.latency_cache import LatencyCache
 from predictors.latency_lut import LatencyTable
 from searchspace import load_genotype, parse_genotype, save_genotype, with_scaling
+from tests.test_latency import cache_dir  # noqa: F401  (autouse: a fresh cache dir per test)
 from tests.test_latency_table import FakeMeasurer, references, tiny_space
 
 FAST = dict(threads=1, warmup=1, reps=3, min_reps=1, rounds=1, round_seconds=0.001, noise_threshold=float("inf"))
 FAST_FLAGS = ["--warmup", "1", "--reps", "3"]
-
-
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch):
-    """Every test gets its own cache dir and fresh process-wide caches (as a new user would)."""
-    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(latency, "_default_cache", None)
-    monkeypatch.setattr(features, "_cost_table", None)
-    return tmp_path / "cache"
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:

@@ -16,14 +16,8 @@ import torch
 import yaml
 
 from nas.cli import main
+from tests.test_train import TINY  # one tiny genotype for both train test files
 
-TINY = {
-    "format": "nas-genotype/1", "name": "tiny", "input": {"channels": 3, "resolution": 16},
-    "stem": {"type": "conv", "out": 8, "stride": 1},
-    "stages": [{"blocks": [{"type": "mbconv", "out": 16, "stride": 2, "expand": 2.0}]},
-               {"blocks": [{"type": "mbconv", "out": 24, "stride": 2, "expand": 2.0}]}],
-    "head": {"num_classes": 10, "dropout": 0.1},
-}
 RECIPE = ["--data", "synthetic", "--resolution", "16", "--subset", "512", "--batch-size", "32", "--threads", "1"]
 ROOT = Path(__file__).resolve().parents[1]
 
