@@ -135,7 +135,7 @@ def train(genotype: Genotype | str | dict, config: TrainConfig | None = None, *,
         normalize = {"mean": data.mean.flatten().tolist(), "std": data.std.flatten().tolist()}
         saved = open_run(out, trained, recipe, config.resume)
         model = build_network(trained, data.num_classes, config, device)
-        options = LoopOptions(warmup=config.warmup, amp=config.amp, progress=progress, name="train",
+        options = LoopOptions(amp=config.amp, progress=progress, name="train",
                               on_epoch=EpochWriter(out, trained, recipe, normalize), resume=saved)
         run = fit(model, config, data.train, data.val, norm, options=options,
                   params=sum(p.numel() for p in model.parameters()))

@@ -3,8 +3,8 @@
 :func:`fit` is the loop that proxy training (:func:`train_proxy`) and full training (``nas train``,
 :mod:`nas.train`) share: SGD + Nesterov momentum (or AdamW, no weight decay on norms and biases)
 under a warm-up + cosine schedule, label smoothing, an evaluation after every epoch. A recipe
-changes its numbers (the config) and hands in what it adds through :class:`LoopOptions`: warm-up
-share, mixed precision, a progress display, a per-epoch hook that writes checkpoints, and a saved
+changes its numbers (the config, warm-up share included) and hands in what it adds through
+:class:`LoopOptions`: mixed precision, a progress display, a per-epoch hook that writes checkpoints, and a saved
 :func:`loop_state` to resume from. The proxy's recipe is the default of each.
 
 For proxy training the candidate is built at the proxy ``resolution`` with its width multiplied by
@@ -98,7 +98,6 @@ class EpochEnd:
 class LoopOptions:
     """What a recipe adds to the loop besides its config; the defaults are the proxy's recipe."""
 
-    warmup: float = 0.25                                # share of the steps with linear warm-up
     amp: bool = False                                   # mixed precision (on CUDA only)
     progress: LoopProgress | None = None
     on_epoch: Callable[[EpochEnd], None] | None = None  # e.g. write checkpoints
@@ -195,7 +194,7 @@ def fit(model: nn.Module, config: ProxyConfig, train: BatchSource, val: Iterable
     device = train.device
     steps = len(train)
     optimizer = _optimizer(model, config)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.epochs * steps, options.warmup))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.epochs * steps, config.warmup))
     parts = LoopParts(model, optimizer, schedule, torch.Generator().manual_seed(config.seed),
                       precision_for(device, options.amp))
     result = ProxyResult(accuracy=0.0, best_accuracy=0.0, params=params)

@@ -31,6 +31,8 @@ class ProxyConfig:
     batch_size: int = setting(128, "batch size", low=2, high=65536)
     optimizer: str = setting("sgd", "sgd (Nesterov momentum 0.9) or adamw", choices=OPTIMIZERS)
     lr: float = setting(0.1, "peak learning rate (after warm-up, before cosine decay)", low=1e-8, high=1e9)
+    warmup: float = setting(0.25, "share of the steps with a linear learning-rate warm-up before the cosine decay",
+                            low=0.0, high=0.9)
     weight_decay: float = setting(5e-5, "weight decay (not on norms and biases)", low=0.0, high=1.0)
     label_smoothing: float = setting(0.0, "label smoothing", low=0.0, high=0.99)
     seed: int = setting(0, "seed of data order and initialisation", low=0)

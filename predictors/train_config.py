@@ -2,7 +2,7 @@
 
 :class:`TrainConfig` is the proxy's :class:`~predictors.proxy_config.ProxyConfig` with the defaults of a
 real training run (all images, more epochs, label smoothing, augmentation, BN statistics as trained)
-and the keys only a real run has (warm-up share, mixed precision, DataLoader workers, output folder,
+and the keys only a real run has (mixed precision, DataLoader workers, output folder,
 resume). Both run through the one loop in :mod:`predictors.proxy`. Every field is a key of
 ``nas.train(...)`` and a flag of ``nas train`` (``--weight-decay``), validated from the declaration.
 """
@@ -53,8 +53,7 @@ class TrainConfig(ProxyConfig):
     bn_images: int = _like("bn_images", 0, "training images that re-estimate BatchNorm statistics before each "
                                            "evaluation (0: statistics as trained)")
     download: bool = _like("download", False, in_hash=False)
-    warmup: float = setting(0.05, "share of the steps with a linear learning-rate warm-up before the cosine decay",
-                            low=0.0, high=0.9)
+    warmup: float = _like("warmup", 0.05)
     augment: bool = setting(True, "random crop with zero padding of 1/8 of the side, and a horizontal flip for "
                                   "RGB data (crop only for grey data)")
     amp: bool = setting(True, "mixed precision on CUDA (bfloat16, or float16 with loss scaling); not used on CPU")
