@@ -23,8 +23,8 @@ class ProxyConfig:
                                          "/usr/share/datasets/fashion-mnist)", example="DIR")
     resolution: int = setting(32, "input size the candidate is built and trained at", low=8, high=512)
     width: float = setting(0.5, "multiplies the genotype's own width", low=0.05, high=4.0)
-    epochs: int = setting(3, "proxy training epochs per candidate", low=1, high=1000)
-    subset: int | None = setting(5000, "training images per candidate (seeded, stratified; null: all)", low=2)
+    epochs: int = setting(1, "proxy training epochs per candidate", low=1, high=1000)
+    subset: int | None = setting(30000, "training images per candidate (seeded, stratified; null: all)", low=2)
     val_subset: int | None = setting(1000, "validation images (null: all)", low=1)
     val_fraction: float = setting(0.1, "hold-out fraction of the training split for validation "
                                        "(0: validate on the test split)", low=0.0, high=0.9)
