@@ -149,7 +149,11 @@ class Objective:
         if earlier is not None:  # the same network again (another params path to it): never retrained
             record = reuse_earlier(TrialRecord(genotype), earlier)
         else:
-            record = score_candidate(genotype, self.run.scorer, self._reporter(trial))
+            try:
+                record = score_candidate(genotype, self.run.scorer, self._reporter(trial))
+            except KeyboardInterrupt:  # recorded while the trial still runs (Optuna then marks it failed)
+                trial.set_user_attr(REASON, "interrupted (Ctrl-C)")
+                raise
             record = below_chance(record, self.run.scorer.chance)
         for key, value in record_attrs(record).items():
             trial.set_user_attr(key, value)
@@ -161,10 +165,14 @@ class Objective:
         return tuple(values) if self.multi else values[0]
 
     def _reporter(self, trial: optuna.Trial):
+        """Per-epoch reports to Optuna's pruner; after the last epoch there is nothing left to save, so a
+        finished training is never pruned (with a one-epoch proxy the pruner would only discard scores)."""
+        last_epoch = self.run.config.proxy.epochs
+
         def report(epoch: int, accuracy: float) -> None:
             if not self.multi:  # Optuna prunes single-objective studies only
                 trial.report(accuracy, epoch)
-                if trial.should_prune():
+                if epoch < last_epoch and trial.should_prune():
                     raise Pruned(f"pruned after epoch {epoch} (accuracy {accuracy:.4f})")
 
         return report
@@ -233,9 +241,8 @@ def mark_own_interrupted(study: optuna.Study, trial: optuna.Trial | None) -> Non
     if trial is None:
         return
     frozen = study._storage.get_trial(trial._trial_id)
-    if frozen.state in (TrialState.RUNNING, TrialState.FAIL):
+    if frozen.state == TrialState.RUNNING:  # a finished trial cannot be updated (its reason is already set)
         study._storage.set_trial_user_attr(trial._trial_id, REASON, "interrupted (Ctrl-C)")
-    if frozen.state == TrialState.RUNNING:
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
 
 

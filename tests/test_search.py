@@ -175,3 +175,47 @@ def test_a_candidate_at_chance_fails_with_its_reason_and_is_not_trained_again(tm
     assert [r["state"] for r in rows] == ["FAIL"] * 3
     assert rows[0]["reason"].startswith("accuracy 0.1100 is at chance (0.1000): the candidate did not learn")
     assert all(r["reason"] == "same network as trial 0, which did not learn (at chance)" for r in rows[1:])
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_the_pruner_stops_trainings_early_but_never_discards_a_finished_one(tmp_path, epochs):
+    # accuracies fall trial after trial, so the median pruner (5 startup trials) wants to stop every later one
+    falling = iter([0.9 - 0.01 * i for i in range(40)])
+    scores: dict[str, float] = {}
+
+    def accuracy(genotype):
+        return scores.setdefault(genotype.hash(), next(falling))
+
+    trainer = FakeTrainer(accuracy, epochs=epochs)
+    _, rows, _ = _search(tmp_path, f"prune{epochs}", trainer=trainer, trials=10, pruner="median",
+                         **{"proxy.epochs": epochs})
+    states = [r["state"] for r in rows if not r["duplicate_of"]]
+    if epochs == 1:  # one report, after the training is done: nothing to save by pruning it
+        assert set(states) == {"COMPLETE"}
+    else:
+        assert "PRUNED" in states
+        assert all(r["reason"].startswith("pruned after epoch 1") for r in rows if r["state"] == "PRUNED")
+
+
+class InterruptedTrainer(FakeTrainer):
+    """Ctrl-C (KeyboardInterrupt) in the middle of training number ``at`` (1-based)."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def __call__(self, genotype, report=None):
+        if len(self.trained) + 1 == self.at:
+            self.trained.append(genotype.hash())
+            raise KeyboardInterrupt
+        return super().__call__(genotype, report)
+
+
+def test_ctrl_c_fails_the_running_trial_with_its_reason_and_resume_goes_on(tmp_path):
+    summary, rows, _ = _search(tmp_path, "ctrlc", trainer=InterruptedTrainer(at=3), trials=5)
+    assert summary.message.startswith("interrupted after")
+    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE", "FAIL"]
+    assert rows[2]["reason"] == "interrupted (Ctrl-C)"
+    summary, rows, _ = _search(tmp_path, "ctrlc", trials=5, resume=True)
+    assert [r["state"] for r in rows[:3]] == ["COMPLETE", "COMPLETE", "FAIL"] and len(rows) == 5
+    assert {r["state"] for r in rows[3:]} == {"COMPLETE"}
