@@ -126,6 +126,8 @@ def create_study(run: Run) -> optuna.Study:
     return study
 
 
+INTERRUPTED = "interrupted (Ctrl-C)"  # the reason recorded for a trial stopped by Ctrl-C
+
 class TrialFailed(Exception):
     """A candidate whose scoring failed (its reason is recorded); Optuna marks the trial FAIL."""
 
@@ -152,7 +154,7 @@ class Objective:
             try:
                 record = score_candidate(genotype, self.run.scorer, self._reporter(trial))
             except KeyboardInterrupt:  # recorded while the trial still runs (Optuna then marks it failed)
-                trial.set_user_attr(REASON, "interrupted (Ctrl-C)")
+                trial.set_user_attr(REASON, INTERRUPTED)
                 raise
             record = below_chance(record, self.run.scorer.chance)
         for key, value in record_attrs(record).items():
@@ -242,7 +244,7 @@ def mark_own_interrupted(study: optuna.Study, trial: optuna.Trial | None) -> Non
         return
     frozen = study._storage.get_trial(trial._trial_id)
     if frozen.state == TrialState.RUNNING:  # a finished trial cannot be updated (its reason is already set)
-        study._storage.set_trial_user_attr(trial._trial_id, REASON, "interrupted (Ctrl-C)")
+        study._storage.set_trial_user_attr(trial._trial_id, REASON, INTERRUPTED)
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
 
 
