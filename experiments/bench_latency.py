@@ -114,8 +114,9 @@ def build_section(args) -> list[str]:
                 f"(signatures: {signature_seconds:.0f} s), so a full build takes about {estimate / 60:.1f} min.", ""]
 
 
-def first_use_section(args, groups: dict[str, tuple[list, np.ndarray]]) -> list[str]:
-    """A fresh table, no build, no correction: predict every network (calibration on first use)."""
+def first_use_section(args, groups: dict[str, tuple[list, np.ndarray]], retests: dict[str, list[float]]) -> list[str]:
+    """A fresh table, no build, no correction: predict every network (calibration on first use).
+    With ``--dump``: every network, its measurements and its correction features in that table, as JSON."""
     lines = ["Out of the box (a fresh table: parts profiled on demand, the first prediction calibrates on the "
              "reference networks measured whole):", ""]
     with tempfile.TemporaryDirectory() as folder:
@@ -133,6 +134,14 @@ def first_use_section(args, groups: dict[str, tuple[list, np.ndarray]]) -> list[
             table.observe_many(*groups["random"])
             lines.append(_accuracy_row(f"zoo ({len(groups['zoo'][0])}), after the random networks joined the "
                                        "correction", table, *groups["zoo"]))
+        if args.dump:  # the networks measured here, then every network the table observed (references first)
+            Path(args.dump).write_text(json.dumps([
+                {"group": name, "genotype": g.to_dict(with_provenance=False), "resolution": g.resolution,
+                 "measured_ms": float(ms), "retest_ms": retests.get(name, [None] * len(measured))[i],
+                 "features": table.correction_features(g)}
+                for name, (genotypes, measured) in groups.items()
+                for i, (g, ms) in enumerate(zip(genotypes, measured, strict=True))]
+                + [{"group": "observed", **record} for record in table.observations.records()]))
     return [*lines, ""]
 
 
@@ -220,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--zoo-names", default="", help="zoo networks for --zoo and --cli-calls (comma-separated; "
                                                    "default: all)")
     p.add_argument("--out", default="experiments/results/bench_latency.md")
+    p.add_argument("--dump", help="JSON file: every measured network with its retest and table features "
+                                  "(for studying the correction offline)")
     args = p.parse_args(argv)
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
     start = time.perf_counter()
@@ -237,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     whole = MeasureConfig(backend=args.backend, threads=args.threads, warmup=3, reps=args.reps, min_reps=8,
                           rounds=4, round_seconds=args.round_seconds, target_spread=0.02)
     groups: dict[str, tuple[list, np.ndarray]] = {}
+    retests: dict[str, list[float]] = {}
     if args.n:
         groups["random"] = (sample_genotypes(args.n, args.seed), np.zeros(0))
     if args.zoo:
@@ -251,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{np.median([m.iqr_ms / m.median_ms for m in measured]):.1%}.")
         if args.retest:
             again = np.array([m.median_ms for m in measure_many(genotypes, whole, cache=None)])
+            retests[name] = [float(v) for v in again]
             r = accuracy_report(y, again)
             lines.append(f"Retest ({name}, measured again uncached): the second median is within 10% of the first for "
                          f"{r['within_10']:.1%} (within 20%: {r['within_20']:.1%}, Spearman {r['spearman']:.3f}). "
@@ -258,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     lines.append("")
     if args.first_use and groups:
         log("first use")
-        lines += first_use_section(args, groups)
+        lines += first_use_section(args, groups, retests)
     if "random" in groups and len(groups["random"][0]) >= 10:
         log("learned predictors")
         lines += learned_section(args, *groups["random"], table)

@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 CACHE_ENV = "NAS_CACHE_DIR"
+# Bumped when the networks the blocks build run differently, so that timings of the old networks are not
+# reused: 2 = a channel shuffle keeps channels_last (before, every layer after a shuffle block got a
+# contiguous tensor). Part of the file names of measurements and lookup tables.
+TIMING_SCHEME = 2
 
 
 def cache_dir() -> Path:
@@ -93,7 +97,7 @@ class LatencyCache(JsonlStore):
     """Whole-network measurements keyed by (genotype hash, fingerprint, resolution, batch, memory format)."""
 
     def __init__(self, path: str | os.PathLike | None = "default") -> None:
-        super().__init__(cache_dir() / "measurements.jsonl" if path == "default" else path)
+        super().__init__(cache_dir() / f"measurements-v{TIMING_SCHEME}.jsonl" if path == "default" else path)
 
     def lookup(self, genotype_hash: str, fingerprint_id: str, resolution: int, batch: int,
                memory_format: str = TORCH_FORMAT) -> dict | None:

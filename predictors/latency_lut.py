@@ -1,6 +1,6 @@
 """Latency lookup table: every distinct part (stem, block instance, head) profiled once in isolation.
 
-The table is persisted per device fingerprint and batch (``lut-<fingerprint>-b<batch>.jsonl`` under
+The table is persisted per device fingerprint and batch (``lut-v<scheme>-<fingerprint>-b<batch>.jsonl`` under
 the cache dir) and needs no set-up: the parts a network needs that the table lacks are profiled
 when it is first predicted, and on the first prediction without a correction a few reference
 networks are measured whole to fit one (:mod:`predictors.latency_calibration`). Parts are profiled
@@ -31,7 +31,7 @@ from predictors.latency import (
     measure_modules,
     memory_format_of,
 )
-from predictors.latency_cache import JsonlStore, cache_dir
+from predictors.latency_cache import TIMING_SCHEME, JsonlStore, cache_dir
 from predictors.latency_calibration import (
     FULL_FEATURES,
     PART_GROUPS,
@@ -83,7 +83,7 @@ class LatencyTable:
         self.config = config or PART_PROFILE
         self.memory_format = memory_format_of(self.config)
         self.fingerprint = fingerprint(self.config.backend, self.config.device, self.config.threads)
-        default = cache_dir() / f"lut-{self.fingerprint.id()}-b{self.config.batch}.jsonl"
+        default = cache_dir() / f"lut-v{TIMING_SCHEME}-{self.fingerprint.id()}-b{self.config.batch}.jsonl"
         self.path = Path(path) if path is not None else default
         self.store = JsonlStore(self.path)
         self.costs = costs or cost_table()

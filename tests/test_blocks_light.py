@@ -8,11 +8,10 @@ from torch import nn
 
 from searchspace import GenotypeError, build_model, parse_genotype
 from searchspace.blocks import get_family
+from searchspace.blocks.shuffle import channel_shuffle
 from tests.block_helpers import genotype, make_block
 
 torch.set_num_threads(1)
-
-
 
 
 def forward(block: nn.Module, in_ch: int, size: int) -> torch.Tensor:
@@ -63,6 +62,27 @@ def test_shuffle_stride1_keeps_first_half_then_shuffles() -> None:
     with torch.no_grad():
         y = block.eval()(x)
     assert torch.equal(y[:, 0::2], x[:, :2])  # untouched half lands on even channels
+
+
+@pytest.mark.parametrize("groups,order", [(2, [0, 3, 1, 4, 2, 5]), (3, [0, 2, 4, 1, 3, 5])])
+def test_channel_shuffle_order_in_both_memory_formats(groups: int, order: list[int]) -> None:
+    x = torch.arange(6, dtype=torch.float32).reshape(1, 6, 1, 1).expand(2, 6, 3, 3).contiguous()
+    y = channel_shuffle(x, groups)
+    y_last = channel_shuffle(x.contiguous(memory_format=torch.channels_last), groups)
+    assert y[0, :, 2, 1].tolist() == order
+    assert torch.equal(y_last, y)
+    assert y_last.is_contiguous(memory_format=torch.channels_last) and not y_last.is_contiguous()
+
+
+@pytest.mark.parametrize("name,in_ch,out,stride,params", CASES)
+def test_channels_last_in_channels_last_out(name: str, in_ch: int, out: int, stride: int, params: dict) -> None:
+    """A network run in channels_last stays in it from block to block (no conversion between blocks)."""
+    block = make_block(name, in_ch, out, stride, **params).eval().to(memory_format=torch.channels_last)
+    x = torch.randn(2, in_ch, 8, 8)
+    with torch.no_grad():
+        y = block(x.contiguous(memory_format=torch.channels_last))
+        assert torch.allclose(y, block(x), atol=1e-5)
+    assert y.is_contiguous(memory_format=torch.channels_last)
 
 
 @pytest.mark.parametrize("size", [2, 3, 5, 7, 9, 11, 13, 15])

@@ -15,7 +15,7 @@ from nas.cli import main
 from predictors.fingerprint import fingerprint
 from predictors.latency import MeasureConfig, measure_latency, summarize
 from predictors.latency_cache import LatencyCache
-from predictors.latency_calibration import FULL_FEATURES, Correction
+from predictors.latency_calibration import FULL_FEATURES, SHRINKS, Correction
 from predictors.latency_lut import LatencyTable, space_parts
 from predictors.latency_model import LatencyModel, Sample, read_measurements
 from searchspace import save_genotype
@@ -154,6 +154,7 @@ def test_correction_recovers_per_family_factors() -> None:
     coef = dict(zip(correction.names, correction.coef, strict=True))
     assert coef["mbconv_ms"] == pytest.approx(1.1, rel=0.03) and coef["osa_ms"] == pytest.approx(2.5, rel=0.03)
     assert all(c >= 0 for c in correction.coef) and correction.n == 200
+    assert correction.shrink == min(SHRINKS)  # out of fold, the weakest pull to the common factor fits best
     assert [correction.apply(r) for r in rows[:5]] == pytest.approx(measured[:5], rel=0.02)
 
 
@@ -170,11 +171,11 @@ def test_correction_with_few_networks_is_one_factor() -> None:
 
 
 def test_correction_interval_is_out_of_fold() -> None:
-    """The interval is the 10% / 90% quantiles of residuals of networks the fit did not see."""
+    """The interval comes from residuals of networks the fit did not see: an 80% t interval of the log error."""
     rows = _rows(20, seed=1)
-    noise = np.exp(np.linspace(-0.1, 0.1, 20))
+    noise = np.exp(np.linspace(-0.1, 0.1, 20))  # RMS 0.0606: t(0.9, 19) 1.328 * 0.0606 * sqrt(1.05) = 0.0825
     correction = Correction.fit(rows, [1.5 * r["table_ms"] * e for r, e in zip(rows, noise, strict=True)])
-    assert -0.12 < correction.low < -0.05 and 0.05 < correction.high < 0.12
+    assert 0.075 < correction.high < 0.095 and correction.low == -correction.high
     p = correction.interval(rows[0])
     assert p.low_ms == pytest.approx(p.ms * math.exp(correction.low)) and p.high_ms > p.ms
     assert Correction.fit(rows[:2], [1.0, 2.0]).low == 0.0  # too few for out-of-fold residuals

@@ -23,8 +23,17 @@ PARAMS = (
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """Interleave the channels of ``groups`` equal groups."""
+    """Interleave the channels of ``groups`` equal groups, in the input's memory format.
+
+    A channels_last input is shuffled as the (N, H, W, C) array it is, so the output stays
+    channels_last: the layers after the shuffle get the layout they were built for, instead of a
+    contiguous tensor that every following convolution converts back (as torchvision's shuffle does).
+    """
     n, c, h, w = x.shape
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        nhwc = x.permute(0, 2, 3, 1)
+        shuffled = nhwc.reshape(n, h, w, groups, c // groups).transpose(3, 4).reshape(n, h, w, c)
+        return shuffled.permute(0, 3, 1, 2)
     return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 

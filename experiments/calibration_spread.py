@@ -1,0 +1,75 @@
+"""How much one first-use calibration of the latency table moves from one run to the next.
+
+Repeats the first-use calibration K times in fresh tables (the 17 reference networks of
+``predictors.latency_calibration.reference_networks``, their parts profiled, then measured whole in
+chunks of 6) and scores each correction on the networks of a ``bench_latency.py --dump`` file
+(measured earlier, features from that run's table): median predicted/measured (bias) and the share
+within 10%, for the random and zoo networks. Also tries normalising each chunk's whole measurements
+by a re-timing of its parts right after (``norm``): whether the parts' speed tracks a slow phase.
+
+    python experiments/bench_latency.py ... --dump /tmp/dump.json
+    python experiments/calibration_spread.py /tmp/dump.json 6
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from predictors.latency import measure_many  # noqa: E402
+from predictors.latency_calibration import Correction, reference_networks  # noqa: E402
+from predictors.latency_features import CostTable, network_parts  # noqa: E402
+from predictors.latency_lut import PART_PROFILE, LatencyTable  # noqa: E402
+
+
+def score(correction: Correction, rows: list[dict]) -> tuple[float, float]:
+    """Median predicted / measured and the share within 10% of the measured median."""
+    y = np.array([r["measured_ms"] for r in rows])
+    p = np.array([correction.apply(r["features"]) for r in rows])
+    return float(np.median(p / y)), float(np.mean(np.abs(p / y - 1) <= 0.1))
+
+
+def calibrate_once(folder: str) -> tuple[list[dict], list[float], list[float], list[float]]:
+    """One first-use calibration in a fresh table: features, raw and part-normalised ms, chunk speeds."""
+    table = LatencyTable(replace(PART_PROFILE, threads=1), Path(folder) / "lut.jsonl", CostTable(Path(folder) / "c.jsonl"))
+    nets = reference_networks(224)
+    for g in nets:
+        table.group_sums(g)
+    raw, norm, speeds = [], [], []
+    for i in range(0, len(nets), 6):
+        chunk = nets[i:i + 6]
+        ms = [m.median_ms for m in measure_many(chunk, table.whole_config(), cache=None)]
+        parts = list({p.key: p for g in chunk for p in network_parts(g)}.values())
+        now = table.timer(parts)
+        stored = [table.store.get(p.key)[f"{table.memory_format}_ms"] for p in parts]
+        speed = sum(t.median_ms for t in now) / sum(stored)
+        speeds.append(round(speed, 3))
+        raw += ms
+        norm += [m / speed for m in ms]
+    return [table.correction_features(g) for g in nets], raw, norm, speeds
+
+
+def main() -> None:
+    dump, repeats = json.loads(Path(sys.argv[1]).read_text()), int(sys.argv[2])
+    groups = {name: [r for r in dump if r["group"] == name] for name in ("random", "zoo")}
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as folder:
+            rows, raw, norm, speeds = calibrate_once(folder)
+        out = [time.strftime("%H:%M:%S"), f"speeds {speeds}"]
+        for name, measured in (("raw", raw), ("norm", norm)):
+            correction = Correction.fit(rows, measured)
+            (br, wr), (bz, wz) = score(correction, groups["random"]), score(correction, groups["zoo"])
+            out.append(f"{name}: random bias {br:.3f} within10 {wr:.1%} | zoo bias {bz:.3f} within10 {wz:.1%}")
+        print(" | ".join(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
