@@ -2,8 +2,8 @@
 
 One contract (:class:`CostModel`: ``unit`` and ``cost(genotype)``), three implementations: MACs
 counted on the network, latency measured on this machine, latency predicted by a table or a learned
-model. The measured model can also time several networks side by side, carefully (the finalists and
-the winner's final figure use that).
+model. The measured model and the table can also time several networks side by side, carefully (the
+finalists and the winner's final figure use that; the table then learns from those measurements).
 """
 
 from __future__ import annotations
@@ -81,6 +81,30 @@ class PredictedLatency:
         return float(self.predictor.predict(with_scaling(genotype, resolution=self.resolution)))
 
 
+@dataclass
+class TableLatency(PredictedLatency):
+    """Latency predicted by this device's lookup table (``predictors.latency_lut.LatencyTable``); networks
+    timed together (the finalists, the winner's figure) are measured whole under the table's conditions,
+    and every such measurement joins the table's correction, which is refitted: the table learns from
+    each search that uses it."""
+
+    def measure(self, genotypes: Sequence[Genotype], careful: bool = False) -> list:
+        """:class:`predictors.latency.Measurement` of each genotype, side by side, never from the cache."""
+        from predictors.latency import CAREFUL, measure_many
+
+        table = self.predictor
+        config = table.whole_config()
+        if careful:
+            config = replace(CAREFUL, backend=config.backend, device=config.device, threads=config.threads,
+                             batch=config.batch, memory_format=config.memory_format)
+        targets = [with_scaling(g, resolution=self.resolution) for g in genotypes]
+        measured = measure_many(targets, replace(config, resolution=self.resolution), cache=None,
+                                group=max(1, len(targets)))
+        if measured:
+            table.observe_many(targets, [m.median_ms for m in measured], conditions=measured[0].conditions)
+        return measured
+
+
 def cost_model_for(config: SearchConfig) -> CostModel:
     """The cost model a search config asks for (a table or model file is loaded here, once)."""
     res = config.latency_resolution
@@ -98,5 +122,5 @@ def cost_model_for(config: SearchConfig) -> CostModel:
             raise NasError(f"latency_{err}" if str(err).startswith("model:") else str(err)) from None
     from predictors.latency_lut import LatencyTable
 
-    return PredictedLatency(LatencyTable.for_this_device(backend=config.latency_backend,
-                                                         threads=config.latency_threads), res)
+    return TableLatency(LatencyTable.for_this_device(backend=config.latency_backend, threads=config.latency_threads),
+                        res)

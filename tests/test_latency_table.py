@@ -182,3 +182,21 @@ def test_repetitions_stop_once_the_spread_is_small() -> None:
     assert [len(s) for s in time_runners([shaky.run], config, shaky)] == [30]  # never steady: every repetition
     again = FakeClock([1.0])
     assert [len(s) for s in time_runners([again.run], replace(config, min_rounds=2), again)] == [20]
+
+
+def test_a_table_search_measures_its_finalists_whole_and_learns_from_them(tmp_path) -> None:
+    """The cost model of `--latency lut`: predictions from the table, and networks timed together (the
+    finalists) measured whole under the table's conditions, then added to the correction's data."""
+    from nas.cost_models import TableLatency
+    from nas.winner import careful_costs
+
+    table = make_table(tmp_path)
+    model = TableLatency(table, resolution=32)
+    networks = [tiny_space().random_genotype(i) for i in (1, 2)]
+    assert model.cost(networks[0]) > 0 and table.correction.n == 4  # first use: the 4 references
+    measured = careful_costs(model)(networks)  # what choose_winner calls: real, side by side
+    assert len(measured) == 2 and all(m.median_ms > 0 and not m.cached for m in measured)
+    assert measured[0].conditions == table.conditions(32)
+    assert table.correction.n == 6 and len(table.observations) == 6
+    observed = {r["key"] for r in table.observations.records()}
+    assert {f"{_at(g, 32).hash()}|r32" for g in networks} <= observed
