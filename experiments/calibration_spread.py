@@ -8,7 +8,12 @@ within 10%, for the random and zoo networks. Also tries normalising each chunk's
 by a re-timing of its parts right after (``norm``): whether the parts' speed tracks a slow phase.
 
     python experiments/bench_latency.py ... --dump /tmp/dump.json
-    python experiments/calibration_spread.py /tmp/dump.json 6
+    python experiments/calibration_spread.py /tmp/dump.json 6 [--group 0] [--rounds 10] [--all-rounds]
+
+``--group 0`` measures all 17 networks in one set of interleaved rounds (``nas`` measures them in sets of
+6, as ``measure_many`` does) and ``--all-rounds`` keeps every network to the last round (``nas`` lets a
+network stop after 2 rounds once its spread is under 2%), so that every network's rounds span the
+whole calibration.
 """
 
 from __future__ import annotations
@@ -37,16 +42,20 @@ def score(correction: Correction, rows: list[dict]) -> tuple[float, float]:
     return float(np.median(p / y)), float(np.mean(np.abs(p / y - 1) <= 0.1))
 
 
-def calibrate_once(folder: str) -> tuple[list[dict], list[float], list[float], list[float]]:
-    """One first-use calibration in a fresh table: features, raw and part-normalised ms, chunk speeds."""
+def calibrate_once(folder: str, group: int = 6, rounds: int = 5,
+                   all_rounds: bool = False) -> tuple[list[dict], list[float], list[float], list[float]]:
+    """One first-use calibration in a fresh table: features, raw and part-normalised ms, chunk speeds.
+    ``group`` networks are measured in one set of interleaved rounds (0: all of them), ``rounds`` rounds."""
     table = LatencyTable(replace(PART_PROFILE, threads=1), Path(folder) / "lut.jsonl", CostTable(Path(folder) / "c.jsonl"))
     nets = reference_networks(224)
     for g in nets:
         table.group_sums(g)
     raw, norm, speeds = [], [], []
-    for i in range(0, len(nets), 6):
-        chunk = nets[i:i + 6]
-        ms = [m.median_ms for m in measure_many(chunk, table.whole_config(), cache=None)]
+    group = group or len(nets)
+    for i in range(0, len(nets), group):
+        chunk = nets[i:i + group]
+        config = replace(table.whole_config(), rounds=rounds, min_rounds=rounds if all_rounds else 2)
+        ms = [m.median_ms for m in measure_many(chunk, config, cache=None, group=group)]
         parts = list({p.key: p for g in chunk for p in network_parts(g)}.values())
         now = table.timer(parts)
         stored = [table.store.get(p.key)[f"{table.memory_format}_ms"] for p in parts]
@@ -58,11 +67,20 @@ def calibrate_once(folder: str) -> tuple[list[dict], list[float], list[float], l
 
 
 def main() -> None:
-    dump, repeats = json.loads(Path(sys.argv[1]).read_text()), int(sys.argv[2])
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dump", type=Path)
+    parser.add_argument("repeats", type=int)
+    parser.add_argument("--group", type=int, default=6, help="networks per set of interleaved rounds (0: all)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the whole measurements")
+    parser.add_argument("--all-rounds", action="store_true", help="no network stops before the last round")
+    args = parser.parse_args()
+    dump, repeats = json.loads(args.dump.read_text()), args.repeats
     groups = {name: [r for r in dump if r["group"] == name] for name in ("random", "zoo")}
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as folder:
-            rows, raw, norm, speeds = calibrate_once(folder)
+            rows, raw, norm, speeds = calibrate_once(folder, args.group, args.rounds, args.all_rounds)
         out = [time.strftime("%H:%M:%S"), f"speeds {speeds}"]
         for name, measured in (("raw", raw), ("norm", norm)):
             correction = Correction.fit(rows, measured)
