@@ -8,7 +8,7 @@ within 10%, for the random and zoo networks. Also tries normalising each chunk's
 by a re-timing of its parts right after (``norm``): whether the parts' speed tracks a slow phase.
 
     python experiments/bench_latency.py ... --dump /tmp/dump.json
-    python experiments/calibration_spread.py /tmp/dump.json 6 [--group 0] [--rounds 10] [--all-rounds]
+    python experiments/calibration_spread.py /tmp/dump.json 6 [--group 0] [--rounds 10] [--all-rounds] [--passes 2]
 
 ``--group 0`` measures all 17 networks in one set of interleaved rounds (``nas`` measures them in sets of
 6, as ``measure_many`` does) and ``--all-rounds`` keeps every network to the last round (``nas`` lets a
@@ -42,28 +42,32 @@ def score(correction: Correction, rows: list[dict]) -> tuple[float, float]:
     return float(np.median(p / y)), float(np.mean(np.abs(p / y - 1) <= 0.1))
 
 
-def calibrate_once(folder: str, group: int = 6, rounds: int = 5,
-                   all_rounds: bool = False) -> tuple[list[dict], list[float], list[float], list[float]]:
-    """One first-use calibration in a fresh table: features, raw and part-normalised ms, chunk speeds.
-    ``group`` networks are measured in one set of interleaved rounds (0: all of them), ``rounds`` rounds."""
+def calibrate_once(folder: str, group: int = 6, rounds: int = 5, all_rounds: bool = False,
+                   passes: int = 1) -> tuple[list[dict], list[list[float]], list[float], list[float]]:
+    """One first-use calibration in a fresh table: features, the whole networks' ms of each pass, the first
+    pass normalised by its parts' re-timing, and each chunk's speed. ``group`` networks are measured in one
+    set of interleaved rounds (0: all of them), ``rounds`` rounds; ``passes`` passes one after the other."""
     table = LatencyTable(replace(PART_PROFILE, threads=1), Path(folder) / "lut.jsonl", CostTable(Path(folder) / "c.jsonl"))
     nets = reference_networks(224)
     for g in nets:
         table.group_sums(g)
-    raw, norm, speeds = [], [], []
+    measured: list[list[float]] = [[] for _ in range(passes)]
+    norm, speeds = [], []
     group = group or len(nets)
-    for i in range(0, len(nets), group):
-        chunk = nets[i:i + group]
-        config = replace(table.whole_config(), rounds=rounds, min_rounds=rounds if all_rounds else 2)
-        ms = [m.median_ms for m in measure_many(chunk, config, cache=None, group=group)]
-        parts = list({p.key: p for g in chunk for p in network_parts(g)}.values())
-        now = table.timer(parts)
-        stored = [table.store.get(p.key)[f"{table.memory_format}_ms"] for p in parts]
-        speed = sum(t.median_ms for t in now) / sum(stored)
-        speeds.append(round(speed, 3))
-        raw += ms
-        norm += [m / speed for m in ms]
-    return [table.correction_features(g) for g in nets], raw, norm, speeds
+    config = replace(table.whole_config(), rounds=rounds, min_rounds=rounds if all_rounds else 2)
+    for n in range(passes):
+        for i in range(0, len(nets), group):
+            chunk = nets[i:i + group]
+            ms = [m.median_ms for m in measure_many(chunk, config, cache=None, group=group)]
+            measured[n] += ms
+            if n == 0:
+                parts = list({p.key: p for g in chunk for p in network_parts(g)}.values())
+                now = table.timer(parts)
+                stored = [table.store.get(p.key)[f"{table.memory_format}_ms"] for p in parts]
+                speed = sum(t.median_ms for t in now) / sum(stored)
+                speeds.append(round(speed, 3))
+                norm += [m / speed for m in ms]
+    return [table.correction_features(g) for g in nets], measured, norm, speeds
 
 
 def main() -> None:
@@ -75,14 +79,19 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=6, help="networks per set of interleaved rounds (0: all)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the whole measurements")
     parser.add_argument("--all-rounds", action="store_true", help="no network stops before the last round")
+    parser.add_argument("--passes", type=int, default=1, help="measure the references this many times in a row; "
+                                                              "adds the variants mean (of the passes) and min")
     args = parser.parse_args()
     dump, repeats = json.loads(args.dump.read_text()), args.repeats
     groups = {name: [r for r in dump if r["group"] == name] for name in ("random", "zoo")}
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as folder:
-            rows, raw, norm, speeds = calibrate_once(folder, args.group, args.rounds, args.all_rounds)
+            rows, passes, norm, speeds = calibrate_once(folder, args.group, args.rounds, args.all_rounds, args.passes)
         out = [time.strftime("%H:%M:%S"), f"speeds {speeds}"]
-        for name, measured in (("raw", raw), ("norm", norm)):
+        variants = {"raw": passes[0], "norm": norm}
+        if len(passes) > 1:
+            variants |= {"mean": list(np.mean(passes, axis=0)), "min": list(np.min(passes, axis=0))}
+        for name, measured in variants.items():
             correction = Correction.fit(rows, measured)
             (br, wr), (bz, wz) = score(correction, groups["random"]), score(correction, groups["zoo"])
             out.append(f"{name}: random bias {br:.3f} within10 {wr:.1%} | zoo bias {bz:.3f} within10 {wz:.1%}")

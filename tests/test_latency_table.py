@@ -77,7 +77,7 @@ def test_table_fills_on_demand(tmp_path) -> None:
     first = table.predict(g)
     wanted = {p.key for p in network_parts(g)} | {p.key for r in references(32) for p in network_parts(r)}
     assert {e["key"] for e in table.store.values()} == wanted == set(timer.keys) | _shared_keys(table)
-    assert len(measurer.calls) == 1 and table.correction.n == 4
+    assert len(measurer.calls) == 2 and table.correction.n == 4  # two calibration passes
     again_timer, again_measurer = FakeTimer(), FakeMeasurer()
     again = make_table(tmp_path, again_timer, again_measurer)
     assert again.predict(g) == pytest.approx(first) and again_timer.keys == [] and again_measurer.calls == []
@@ -111,7 +111,7 @@ def test_first_use_calibration(tmp_path) -> None:
     table = make_table(tmp_path, measurer=measurer, notes=notes)
     g = _at(tiny_space().random_genotype(3), 64)
     pred = table.predict_interval(g)
-    assert measurer.calls == [[r.hash() for r in references(64)]]  # at the requested resolution
+    assert measurer.calls == [[r.hash() for r in references(64)]] * 2  # at the requested resolution, two passes
     assert len(notes) == 1 and "calibrating on 4 networks" in notes[0] and "resolution 64" in notes[0]
     assert table.correction.n == 4 and table.correction_path.exists()
     saved = json.loads(table.correction_path.read_text())
@@ -200,3 +200,21 @@ def test_a_table_search_measures_its_finalists_whole_and_learns_from_them(tmp_pa
     assert table.correction.n == 6 and len(table.observations) == 6
     observed = {r["key"] for r in table.observations.records()}
     assert {f"{_at(g, 32).hash()}|r32" for g in networks} <= observed
+
+
+class SlowFirstPass(FakeMeasurer):
+    """The first pass falls in a slow phase of the machine: every network 30% slower than in the second."""
+
+    def __call__(self, genotypes) -> list[float]:
+        slow = 1.3 if not self.calls else 1.0
+        return [slow * ms for ms in super().__call__(genotypes)]
+
+
+def test_calibration_keeps_each_networks_fastest_pass(tmp_path) -> None:
+    measurer = SlowFirstPass(factor=1.5)
+    table = make_table(tmp_path, measurer=measurer)
+    table.calibrate(32)
+    assert len(measurer.calls) == 2
+    kept = sorted(r["measured_ms"] for r in table.observations.records())
+    assert kept == pytest.approx(sorted(1.5 * sum(part_ms(p) for p in network_parts(r)) for r in references(32)))
+    assert table.correction.common == pytest.approx(1.5, rel=0.02)  # not 1.95: the slow pass is not kept
