@@ -89,18 +89,13 @@ class TableLatency(PredictedLatency):
     each search that uses it."""
 
     def measure(self, genotypes: Sequence[Genotype], careful: bool = False) -> list:
-        """:class:`predictors.latency.Measurement` of each genotype, side by side, never from the cache."""
-        from predictors.latency import CAREFUL, measure_many
-
+        """:class:`predictors.latency.Measurement` of each genotype, side by side, never from the cache
+        (:meth:`MeasuredLatency.measure` under the table's backend and threads), added to the table."""
         table = self.predictor
-        config = table.whole_config()
-        if careful:
-            config = replace(CAREFUL, backend=config.backend, device=config.device, threads=config.threads,
-                             batch=config.batch, memory_format=config.memory_format)
-        targets = [with_scaling(g, resolution=self.resolution) for g in genotypes]
-        measured = measure_many(targets, replace(config, resolution=self.resolution), cache=None,
-                                group=max(1, len(targets)))
+        measurer = MeasuredLatency(table.config.backend, table.config.threads, self.resolution, cache=None)
+        measured = measurer.measure(genotypes, careful)
         if measured:
+            targets = [with_scaling(g, resolution=self.resolution) for g in genotypes]
             table.observe_many(targets, [m.median_ms for m in measured], conditions=measured[0].conditions)
         return measured
 

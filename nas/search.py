@@ -128,6 +128,7 @@ def create_study(run: Run) -> optuna.Study:
 
 INTERRUPTED = "interrupted (Ctrl-C)"  # the reason recorded for a trial stopped by Ctrl-C
 
+
 class TrialFailed(Exception):
     """A candidate whose scoring failed (its reason is recorded); Optuna marks the trial FAIL."""
 

@@ -7,9 +7,9 @@ networks measured whole on the same device and conditions: a non-negative linear
 (stem, head, each block family), fitted by relative-error least squares with each ``a_f`` shrunk
 towards a common factor (so a few networks fit one factor, many fit each family). Its interval is a
 Student-t 80% interval from the out-of-fold log residuals, so it says how far predictions on this
-device have really been off, and is wider when few networks were measured. Every network measured whole is kept (:class:`Observations`), so that the
-correction is refitted, cheaply, as more networks are measured. On first use the table measures
-a few :func:`reference_networks`.
+device have really been off, and is wider when few networks were measured. Every network measured
+whole is kept (:class:`Observations`), so that the correction is refitted, cheaply, as more networks
+are measured. On first use the table measures a few :func:`reference_networks`.
 """
 
 from __future__ import annotations
