@@ -9,13 +9,21 @@ told otherwise), ``torchscript`` (trace + freeze) and ``onnxruntime`` (legacy ex
 threads set). Every result carries its conditions (backend, device, threads, memory format, batch,
 resolution, device fingerprint) and is cached on disk, keyed by (genotype hash, fingerprint,
 resolution, batch, memory format), so a candidate is never measured twice.
+
+On Linux with glibc, timing first fixes the allocator's thresholds (:func:`steady_allocator`): by
+default glibc returns large freed blocks to the system and adapts its thresholds to what the process
+has done so far, so the same network or part ran up to 30% slower or faster depending on what was
+measured before it (every forward paid page faults for its activations until a larger block had been
+freed). With fixed thresholds freed memory is reused, as in a process that has warmed up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +43,15 @@ DEFAULT = "default"
 MEMORY_FORMATS = ("channels_last", "contiguous")
 CHANNELS_LAST_HOWTO = ("to run it the same way: model = model.to(memory_format=torch.channels_last) and "
                        "x = x.to(memory_format=torch.channels_last)")
+# glibc allocator thresholds while timing: blocks up to 32 MiB (glibc's largest mmap threshold) come from
+# the heap, and the heap is not trimmed below 1 GiB of free memory (what a warmed-up process reaches)
+MMAP_THRESHOLD = 32 * 2**20
+TRIM_THRESHOLD = 2**30
+ALLOCATOR_HOWTO = (f"to time it the same way in your own program, start Python with MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD} "
+                   f"MALLOC_TRIM_THRESHOLD_={TRIM_THRESHOLD} (glibc then reuses freed activation memory)")
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers in glibc's malloc.h
 _default_cache: LatencyCache | None = None
+_allocator_steady: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +202,32 @@ def torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _glibc_mallopt() -> Callable[[int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # musl or another libc: nothing to fix
+        return None
+
+
+def _fix_thresholds(mallopt: Callable[[int, int], int]) -> bool:
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def steady_allocator(mallopt: Callable[[int, int], int] | None = None) -> bool:
+    """Fix glibc's mmap and trim thresholds (:data:`MMAP_THRESHOLD`, :data:`TRIM_THRESHOLD`), once per
+    process, so a timing does not depend on what the process allocated before; True when they are fixed.
+    ``mallopt``: call this one instead of glibc's (tests)."""
+    global _allocator_steady
+    if mallopt is not None:
+        return _fix_thresholds(mallopt)
+    if _allocator_steady is None:
+        real = _glibc_mallopt()
+        _allocator_steady = real is not None and _fix_thresholds(real)
+    return _allocator_steady
+
+
 def _sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
@@ -302,6 +344,7 @@ def _input(config: MeasureConfig, channels: int, resolution: int) -> torch.Tenso
 def measure_modules(modules: Sequence[tuple[nn.Module, tuple[int, ...]]], config: MeasureConfig) -> list[Timing]:
     """Time each ``(module, input_shape)`` in isolation (interleaved), e.g. lookup-table entries."""
     fp = fingerprint(config.backend, config.device, config.threads)
+    steady_allocator()
     with torch_threads(fp.threads):
         prepared = [make_runner(m, torch.randn(*shape), config) for m, shape in modules]
         samples = time_runners([run for run, _ in prepared], config)
@@ -332,6 +375,8 @@ def measure_many(genotypes: Sequence[Genotype], config: MeasureConfig | None = N
         else:
             todo.append(i)
     finished = len(genotypes) - len(todo)
+    if todo:
+        steady_allocator()
     with torch_threads(fp.threads):
         for start in range(0, len(todo), group):
             chunk = todo[start:start + group]

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 CACHE_ENV = "NAS_CACHE_DIR"
-# Bumped when the networks the blocks build run differently, so that timings of the old networks are not
-# reused: 2 = a channel shuffle keeps channels_last (before, every layer after a shuffle block got a
-# contiguous tensor). Part of the file names of measurements and lookup tables.
-TIMING_SCHEME = 2
+# Bumped when the networks the blocks build, or the way they are timed, run differently, so that old
+# timings are not reused: 2 = a channel shuffle keeps channels_last (before, every layer after a shuffle
+# block got a contiguous tensor); 3 = timed with glibc's allocator thresholds fixed
+# (``predictors.latency.steady_allocator``). Part of the file names of measurements and lookup tables.
+TIMING_SCHEME = 3
 
 
 def cache_dir() -> Path:

@@ -4,6 +4,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 import predictors.latency as latency
 from nas.cli import main
@@ -17,6 +23,7 @@ from tests.test_latency_table import FakeMeasurer, references, tiny_space
 
 FAST = dict(threads=1, warmup=1, reps=3, min_reps=1, rounds=1, round_seconds=0.001, noise_threshold=float("inf"))
 FAST_FLAGS = ["--warmup", "1", "--reps", "3"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -119,3 +126,43 @@ def test_cli_predicts_with_an_interval_and_learns_from_measurements(tmp_path, ca
     result = json.loads(out)
     assert code == 0 and result["cached"] and result["added_to_correction"] is True
     assert LatencyTable.for_this_device(threads=1).correction.n == table.correction.n + 1
+
+
+def test_steady_allocator_fixes_both_glibc_thresholds() -> None:
+    calls: list[tuple[int, int]] = []
+    assert latency.steady_allocator(lambda param, value: calls.append((param, value)) or 1)
+    assert calls == [(-3, 32 * 2**20), (-1, 2**30)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD (glibc malloc.h)
+    assert not latency.steady_allocator(lambda param, value: 0)  # refused: reported, not assumed
+
+
+FORWARD_FAULTS = """
+import resource, sys, torch
+from torch import nn
+import predictors.latency as latency
+if sys.argv[1] == "steady":
+    assert latency.steady_allocator()
+torch.set_num_threads(1)
+net = nn.Sequential(nn.Conv2d(3, 48, 3, padding=1), nn.ReLU(), nn.Conv2d(48, 96, 3, stride=2, padding=1),
+                    nn.ReLU(), nn.Conv2d(96, 24, 1)).eval()
+x = torch.randn(1, 3, 112, 112)
+with torch.inference_mode():
+    for _ in range(3):
+        net(x)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        net(x)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(latency._glibc_mallopt() is None, reason="glibc only")
+def test_steady_allocator_stops_page_faults_in_every_forward() -> None:
+    """With glibc's defaults each forward of a network with megabyte activations maps fresh pages (the
+    timing then depends on what ran before); with the thresholds fixed a warmed-up forward faults no page."""
+    def faults(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", FORWARD_FAULTS, mode], capture_output=True, text=True,
+                              cwd=ROOT, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout)
+
+    assert faults("default") > 1000 and faults("steady") == 0

@@ -201,7 +201,13 @@ def _warn_other_device(recorded: dict, config) -> None:
 
 
 def _one(args: argparse.Namespace) -> int:
-    from predictors.latency import CHANNELS_LAST_HOWTO, measure_latency, memory_format_of
+    from predictors.latency import (
+        ALLOCATOR_HOWTO,
+        CHANNELS_LAST_HOWTO,
+        measure_latency,
+        memory_format_of,
+        steady_allocator,
+    )
     from searchspace.errors import NasError
 
     genotype, config = _genotype_and_config(args)
@@ -236,6 +242,8 @@ def _one(args: argparse.Namespace) -> int:
                   "close other programs or use --threads", file=sys.stderr)
     if out["memory_format"] == "channels_last":
         out["how_to_run"] = CHANNELS_LAST_HOWTO
+    if config.device == "cpu" and steady_allocator():
+        out["allocator_howto"] = ALLOCATOR_HOWTO
     if args.json:
         print(json.dumps(out))
         return 0
@@ -255,6 +263,8 @@ def _print_one(out: dict) -> None:
               f"{out['reps']} reps, {out['backend']} {out['threads']} thread(s), {where}{note}{error}")
     if "how_to_run" in out:
         print(f"measured in channels_last memory format; {out['how_to_run']}")
+    if "allocator_howto" in out:
+        print(f"timed with glibc's allocator thresholds fixed; {out['allocator_howto']}")
 
 
 def _predictor(args: argparse.Namespace, config):
