@@ -12,9 +12,10 @@ resolution, batch, memory format), so a candidate is never measured twice.
 
 On Linux with glibc, timing first fixes the allocator's thresholds (:func:`steady_allocator`): by
 default glibc returns large freed blocks to the system and adapts its thresholds to what the process
-has done so far, so the same network or part ran up to 30% slower or faster depending on what was
-measured before it (every forward paid page faults for its activations until a larger block had been
-freed). With fixed thresholds freed memory is reused, as in a process that has warmed up.
+has done so far, so a forward paid page faults for its activations, or not, depending on what the
+process had allocated before (MobileNetV2: 2,320 per forward; one of its blocks ran 2.3x as long inside
+the network as alone: ``experiments/parts_in_network.py``). With fixed thresholds freed memory is kept and reused, as the allocators PyTorch's CPU tuning
+guide recommends (jemalloc, tcmalloc) do.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ MEMORY_FORMATS = ("channels_last", "contiguous")
 CHANNELS_LAST_HOWTO = ("to run it the same way: model = model.to(memory_format=torch.channels_last) and "
                        "x = x.to(memory_format=torch.channels_last)")
 # glibc allocator thresholds while timing: blocks up to 32 MiB (glibc's largest mmap threshold) come from
-# the heap, and the heap is not trimmed below 1 GiB of free memory (what a warmed-up process reaches)
+# the heap, and the heap is not trimmed below 1 GiB of free memory (freed activations are reused)
 MMAP_THRESHOLD = 32 * 2**20
 TRIM_THRESHOLD = 2**30
 ALLOCATOR_HOWTO = (f"to time it the same way in your own program, start Python with MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD} "

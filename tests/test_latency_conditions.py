@@ -107,6 +107,8 @@ def test_cli_scaling_flags_and_channels_last_note(capsys) -> None:
     code, out, _ = run_cli(["zoo:mobilenet_v3_small", "--width", "0.5", "--depth", "0.5", "--resolution", "64",
                             "--threads", "1", *FAST_FLAGS], capsys)
     assert code == 0 and "resolution 64, channels_last" in out and "model.to(memory_format=torch.channels_last)" in out
+    glibc = latency._glibc_mallopt() is not None
+    assert ("MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824" in out) == glibc
 
 
 def test_cli_predicts_with_an_interval_and_learns_from_measurements(tmp_path, capsys) -> None:
@@ -157,12 +159,13 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 @pytest.mark.skipif(latency._glibc_mallopt() is None, reason="glibc only")
 def test_steady_allocator_stops_page_faults_in_every_forward() -> None:
-    """With glibc's defaults each forward of a network with megabyte activations maps fresh pages (the
-    timing then depends on what ran before); with the thresholds fixed a warmed-up forward faults no page."""
+    """With glibc's adaptive defaults a forward of a network with megabyte activations maps fresh pages in
+    most processes (about 6,000-7,000 page faults over these 5 forwards; in some, by chance of the
+    address layout, none); with the thresholds fixed a warmed-up forward faults no page, in every process."""
     def faults(mode: str) -> int:
         done = subprocess.run([sys.executable, "-c", FORWARD_FAULTS, mode], capture_output=True, text=True,
                               cwd=ROOT, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert done.returncode == 0, done.stderr
         return int(done.stdout)
 
-    assert faults("default") > 1000 and faults("steady") == 0
+    assert [faults("steady") for _ in range(3)] == [0, 0, 0]
