@@ -171,11 +171,15 @@ def test_correction_with_few_networks_is_one_factor() -> None:
 
 
 def test_correction_interval_is_out_of_fold() -> None:
-    """The interval comes from residuals of networks the fit did not see: an 80% t interval of the log error."""
+    """The interval comes from residuals of networks the fit did not see and the calibration's shared error:
+    an 80% t interval of the log error."""
     rows = _rows(20, seed=1)
-    noise = np.exp(np.linspace(-0.1, 0.1, 20))  # RMS 0.0606: t(0.9, 19) 1.328 * 0.0606 * sqrt(1.05) = 0.0825
+    # RMS 0.0606 (out of fold a little more): t(0.9, 19) 1.328 * sqrt(0.0606^2 * 1.05 + 0.03^2) = 0.0916
+    noise = np.exp(np.linspace(-0.1, 0.1, 20))
     correction = Correction.fit(rows, [1.5 * r["table_ms"] * e for r, e in zip(rows, noise, strict=True)])
-    assert 0.075 < correction.high < 0.095 and correction.low == -correction.high
+    assert 0.0916 < correction.high < 0.10 and correction.low == -correction.high
+    exact = Correction.fit(rows, [1.5 * r["table_ms"] for r in rows])  # no residuals: the shared error alone
+    assert exact.high == pytest.approx(1.328 * 0.03, rel=0.01)
     p = correction.interval(rows[0])
     assert p.low_ms == pytest.approx(p.ms * math.exp(correction.low)) and p.high_ms > p.ms
     assert Correction.fit(rows[:2], [1.0, 2.0]).low == 0.0  # too few for out-of-fold residuals
