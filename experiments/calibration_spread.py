@@ -47,7 +47,8 @@ def calibrate_once(folder: str, group: int = 6, rounds: int = 5, all_rounds: boo
     """One first-use calibration in a fresh table: features, the whole networks' ms of each pass, the first
     pass normalised by its parts' re-timing, and each chunk's speed. ``group`` networks are measured in one
     set of interleaved rounds (0: all of them), ``rounds`` rounds; ``passes`` passes one after the other."""
-    table = LatencyTable(replace(PART_PROFILE, threads=1), Path(folder) / "lut.jsonl", CostTable(Path(folder) / "c.jsonl"))
+    table = LatencyTable(replace(PART_PROFILE, threads=1), Path(folder) / "lut.jsonl",
+                         CostTable(Path(folder) / "c.jsonl"))
     nets = reference_networks(224)
     for g in nets:
         table.group_sums(g)

@@ -66,10 +66,12 @@ def main() -> int:
     x = torch.randn(1, genotype.input["channels"], args.resolution, args.resolution)
     whole, inside, faults = _in_network(model, x.contiguous(memory_format=torch.channels_last), args.reps)
     parts = network_parts(genotype, args.resolution)
-    alone = measure_modules([(p.build(), (1, *p.in_shape)) for p in parts], replace(PART_PROFILE, threads=args.threads))
+    alone = measure_modules([(p.build(), (1, *p.in_shape)) for p in parts],
+                            replace(PART_PROFILE, threads=args.threads))
     allocator = "glibc default (adaptive)" if args.default_allocator else "thresholds fixed"
-    print(f"{args.genotype} at {args.resolution}, {args.threads} thread(s), allocator {allocator}: whole {whole:.2f} ms "
-          f"({faults:.0f} page faults per forward); parts inside {sum(inside):.2f} ms, alone {sum(t.median_ms for t in alone):.2f} ms")
+    print(f"{args.genotype} at {args.resolution}, {args.threads} thread(s), allocator {allocator}: "
+          f"whole {whole:.2f} ms ({faults:.0f} page faults per forward); parts inside {sum(inside):.2f} ms, "
+          f"alone {sum(t.median_ms for t in alone):.2f} ms")
     print("| part | input | inside (ms) | alone (ms) | inside / alone |\n|---|---|---|---|---|")
     for part, ms, timing in zip(parts, inside, alone, strict=True):
         print(f"| {part.group} | {'x'.join(map(str, part.in_shape))} | {ms:.3f} | {timing.median_ms:.3f} | "

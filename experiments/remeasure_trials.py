@@ -1,4 +1,4 @@
-"""Measure a finished search's last trials again, now, in this process, and compare with the search's figures.
+"""Measure a finished search's last trials again, now, and compare with the search's figures.
 
 Rebuilds each trial's genotype from its parameters in ``study.db`` (with the number of classes of the
 run's ``best.yaml``; checked against the hash the search recorded), measures them in sets of 6 as the search's cost model does (batch 1, channels_last,
@@ -45,7 +45,8 @@ def main() -> int:
     for trial in trials:
         genotype = space.sample(optuna.trial.FixedTrial(trial.params))
         if genotype.hash() != rows[trial.number]["hash"]:
-            raise SystemExit(f"trial {trial.number}: rebuilt genotype differs from the search's (not the default space?)")
+            raise SystemExit(f"trial {trial.number}: rebuilt genotype differs from the search's "
+                             "(not the default space?)")
         genotypes.append(with_scaling(genotype, resolution=args.resolution))
     measured = measure_many(genotypes, MeasureConfig(threads=args.threads), cache=None)
     ratios = []

@@ -14,8 +14,8 @@ On Linux with glibc, timing first fixes the allocator's thresholds (:func:`stead
 default glibc returns large freed blocks to the system and adapts its thresholds to what the process
 has done so far, so a forward paid page faults for its activations, or not, depending on what the
 process had allocated before (MobileNetV2: 2,320 per forward; one of its blocks ran 2.3x as long inside
-the network as alone: ``experiments/parts_in_network.py``). With fixed thresholds freed memory is kept and reused, as the allocators PyTorch's CPU tuning
-guide recommends (jemalloc, tcmalloc) do.
+the network as alone: ``experiments/parts_in_network.py``). With fixed thresholds freed memory is kept
+and reused, as the allocators PyTorch's CPU tuning guide recommends (jemalloc, tcmalloc) do.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ CHANNELS_LAST_HOWTO = ("to run it the same way: model = model.to(memory_format=t
 # the heap, and the heap is not trimmed below 1 GiB of free memory (freed activations are reused)
 MMAP_THRESHOLD = 32 * 2**20
 TRIM_THRESHOLD = 2**30
-ALLOCATOR_HOWTO = (f"to time it the same way in your own program, start Python with MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD} "
-                   f"MALLOC_TRIM_THRESHOLD_={TRIM_THRESHOLD} (glibc then reuses freed activation memory)")
+ALLOCATOR_HOWTO = ("to time it the same way in your own program, start Python with "
+                   f"MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD} MALLOC_TRIM_THRESHOLD_={TRIM_THRESHOLD} "
+                   "(glibc then reuses freed activation memory)")
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers in glibc's malloc.h
 _default_cache: LatencyCache | None = None
 _allocator_steady: bool | None = None
