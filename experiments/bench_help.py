@@ -1,7 +1,7 @@
 """The learned latency predictor on real device data: HELP's OFA MobileNetV3 and FBNet tables.
 
 Each HELP architecture is expressed as a genotype (see ``experiments/help_spaces.py``); for every
-device column the learned predictor (``predictors.latency_model.LatencyModel``, cost features at the
+device column the learned predictor (``predictors.latency.model.LatencyModel``, cost features at the
 column's batch size, regressor picked by 5-fold CV) is fitted on 100 random architectures and
 predicts the other 4,900. Repeated over several random splits; the report gives the mean (and the
 spread over splits) of the fraction within +-10%, Spearman, and, as a baseline, the same split with a
@@ -27,8 +27,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from help_spaces import fbnet_genotype, ofa_genotype  # noqa: E402
 
-from predictors.latency_features import cost_features  # noqa: E402
-from predictors.latency_model import LatencyModel, Sample, accuracy_report  # noqa: E402
+from predictors.latency.model import LatencyModel, Sample, accuracy_report  # noqa: E402
+from predictors.latency.parts import cost_features  # noqa: E402
 
 DATA = Path("/work/shared/data")
 OFA_CSV = DATA / "help_ofa_mbv3_imagenet_latency_ms.csv"

@@ -15,7 +15,7 @@ Sections (each optional, all written to one markdown report):
   Reports within +-10% / +-20% of the measured median and how often the interval holds it.
 * Learned from measured networks: 2-fold on the random networks (fit on one half, predict the
   other): the table + correction fitted on the half, and the learned predictors
-  (``predictors.latency_model``) on cost features with and without the table sum.
+  (``predictors.latency.model``) on cost features with and without the table sum.
 * ``--cli-calls``: ``nas latency zoo:X --predict --json`` for every zoo network (and ``--width W``
   variants) in a fresh cache dir, as a new user runs it: wall time of the first and later calls.
 
@@ -44,10 +44,10 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from predictors.latency import MeasureConfig, measure_many  # noqa: E402
-from predictors.latency_features import CostTable, cost_features, part_signature  # noqa: E402
-from predictors.latency_lut import PART_PROFILE, LatencyTable, space_parts  # noqa: E402
-from predictors.latency_model import LatencyModel, Sample, accuracy_report, time_per_prediction  # noqa: E402
+from predictors.latency.measure import MeasureConfig, measure_many  # noqa: E402
+from predictors.latency.model import LatencyModel, Sample, accuracy_report, time_per_prediction  # noqa: E402
+from predictors.latency.parts import CostTable, cost_features, part_signature  # noqa: E402
+from predictors.latency.table import PART_PROFILE, LatencyTable, space_parts  # noqa: E402
 from searchspace import load_genotype  # noqa: E402
 from searchspace.io import zoo_names  # noqa: E402
 from searchspace.space import default_space  # noqa: E402

@@ -25,8 +25,8 @@ from scipy.stats import rankdata
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from predictors.nb201 import build_nb201  # noqa: E402
-from predictors.zero_cost import compute_proxies, vote  # noqa: E402
+from predictors.zero_cost.nb201 import build_nb201  # noqa: E402
+from predictors.zero_cost.scores import compute_proxies, vote  # noqa: E402
 from searchspace import build_model  # noqa: E402
 
 DATA = Path("/work/shared/data")
@@ -145,7 +145,7 @@ def main() -> None:
         f"- Cells: NASLib's zero-cost subset ({len(subset)} unique cells) + {len(randoms)} other cells drawn "
         f"uniformly (seed 0) = {len(free)} for the data-free proxies (synflow, #params, MACs); the "
         f"data-dependent proxies (naswot, grad_norm, snip, jacob_cov) on the {len(subset)} subset cells only.",
-        "- Networks: `predictors.nb201.build_nb201`, CIFAR-10 setup (10 classes, 32x32, PyTorch default init, "
+        "- Networks: `predictors.zero_cost.nb201.build_nb201`, CIFAR-10 setup (10 classes, 32x32, PyTorch default init, "
         "seed = cell index); the same scores are correlated with all three datasets' 200-epoch test accuracy. "
         "#params matches NASLib's `params` column on all 2,173 rows (10/100/120 classes).",
         f"- Data: **no CIFAR-10 here**: one batch of {args.batch} synthetic CIFAR-like images (8x8 Gaussian "

@@ -1,7 +1,7 @@
 """How much one first-use calibration of the latency table moves from one run to the next.
 
 Repeats the first-use calibration K times in fresh tables (the 17 reference networks of
-``predictors.latency_calibration.reference_networks``, their parts profiled, then measured whole in
+``predictors.latency.calibration.reference_networks``, their parts profiled, then measured whole in
 chunks of 6) and scores each correction on the networks of a ``bench_latency.py --dump`` file
 (measured earlier, features from that run's table): median predicted/measured (bias) and the share
 within 10%, for the random and zoo networks. Also tries normalising each chunk's whole measurements
@@ -29,10 +29,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from predictors.latency import measure_many  # noqa: E402
-from predictors.latency_calibration import Correction, reference_networks  # noqa: E402
-from predictors.latency_features import CostTable, network_parts  # noqa: E402
-from predictors.latency_lut import PART_PROFILE, LatencyTable  # noqa: E402
+from predictors.latency.calibration import Correction, reference_networks  # noqa: E402
+from predictors.latency.measure import measure_many  # noqa: E402
+from predictors.latency.parts import CostTable, network_parts  # noqa: E402
+from predictors.latency.table import PART_PROFILE, LatencyTable  # noqa: E402
 
 
 def score(correction: Correction, rows: list[dict]) -> tuple[float, float]:

@@ -29,10 +29,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas.config import load_config  # noqa: E402
-from nas.reward import reward_for  # noqa: E402
+from nas.search.reward import reward_for  # noqa: E402
 from predictors.cost import count_macs, count_params  # noqa: E402
-from predictors.latency import measure_latency  # noqa: E402
-from predictors.proxy import train_proxy  # noqa: E402
+from predictors.latency.measure import measure_latency  # noqa: E402
+from predictors.training.proxy import train_proxy  # noqa: E402
 from searchspace import build, load_genotype, parse_genotype, with_scaling  # noqa: E402
 
 MATCHED = "mobilenet_v3_small,mobilenet_v3_large,shufflenet_v2_x1_0,ghostnet_100"

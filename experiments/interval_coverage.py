@@ -3,7 +3,7 @@
 For each ``bench_latency.py --dump`` file: the correction is fitted as on first use (the table's first
 ``--references`` observed networks, the calibration) and, for the zoo, also on every observed network (the
 calibration plus the 200 random networks the benchmark added), with the interval of the current code
-(:func:`predictors.latency_calibration._half_width`); printed: the interval's half-width, the median log
+(:func:`predictors.latency.calibration._half_width`); printed: the interval's half-width, the median log
 error (the calibration's shared error) and the share of measured networks inside the interval.
 
     python experiments/interval_coverage.py /tmp/lat/dump_v5.json /tmp/lat/dump_v6.json
@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from predictors.latency_calibration import Correction  # noqa: E402
+from predictors.latency.calibration import Correction  # noqa: E402
 
 
 def _score(correction: Correction, rows: list[dict]) -> tuple[float, float]:

@@ -39,11 +39,11 @@ import yaml  # noqa: E402
 from compare_handdesigned import MATCHED, latency, match_width, names, run_config  # noqa: E402
 
 import nas  # noqa: E402
-from nas.reward import reward_for  # noqa: E402
+from nas.search.reward import reward_for  # noqa: E402
 from predictors.cost import count_macs, count_params  # noqa: E402
-from predictors.latency import CAREFUL, measure_many  # noqa: E402
-from predictors.proxy import train_proxy  # noqa: E402
-from predictors.train_config import data_keys  # noqa: E402
+from predictors.latency.measure import CAREFUL, measure_many  # noqa: E402
+from predictors.training.proxy import train_proxy  # noqa: E402
+from predictors.training.recipe import data_keys  # noqa: E402
 from searchspace import Genotype, build, load_genotype, parse_genotype, with_scaling  # noqa: E402
 
 
@@ -91,7 +91,7 @@ def trained(net: Network, cfg, args, data: dict, seed: int, work: Path) -> dict:
 
 
 def nas_progress():
-    from nas.train_progress import TrainProgress
+    from nas.training.progress import TrainProgress
 
     return TrainProgress()
 

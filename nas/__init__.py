@@ -6,8 +6,8 @@ The public API for using genotypes needs only torch and pyyaml::
     g = nas.load_genotype("zoo:mobilenet_v3_large")
     model = nas.build_model(g, num_classes=10)
 
-``nas.train(genotype, data="fashion-mnist", epochs=20)`` trains one for real (:mod:`nas.training`), and
-``nas.audit(config, settings)`` measures how well proxy settings rank networks (:mod:`nas.auditing`); their
+``nas.train(genotype, data="fashion-mnist", epochs=20)`` trains one for real (:mod:`nas.training.run`), and
+``nas.audit(config, settings)`` measures how well proxy settings rank networks (:mod:`nas.auditing.run`); their
 imports load on first use.
 """
 
@@ -29,11 +29,11 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     if name == "train":  # loaded on first use: `import nas` stays light
-        from nas.training import train
+        from nas.training.run import train
 
         return train
     if name == "audit":
-        from nas.auditing import audit
+        from nas.auditing.run import audit
 
         return audit
     raise AttributeError(f"module 'nas' has no attribute {name!r}")

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.reward import REWARDS
-from predictors.fingerprint import BACKENDS as LATENCY_BACKENDS
-from predictors.proxy_config import ProxyConfig
+from nas.search.reward import REWARDS
+from predictors.latency.fingerprint import BACKENDS as LATENCY_BACKENDS
+from predictors.training.config import ProxyConfig
 from searchspace.errors import GenotypeError, NasError
 from searchspace.settings import apply_settings, hashed_dict, section, setting
 from searchspace.textio import load_yaml, read_text
@@ -27,7 +27,7 @@ BACKENDS = ("local", "ray")
 PRUNERS = ("median", "halving", "none")
 OBJECTIVES = ("latency", "macs")
 MIN_BUDGET_SECONDS = 10.0  # a trial loads, measures and trains: no budget below this can finish one
-STRATEGIES = ("auto", "surrogate", "evolution", "tpe", "nsga2", "random")  # nas.strategies builds each but auto
+STRATEGIES = ("auto", "surrogate", "evolution", "tpe", "nsga2", "random")  # nas.strategies.plan builds each but auto
 
 
 _UNITS_TIME = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -189,8 +189,8 @@ def check_config(config: SearchConfig) -> None:
         config.strategy = "nsga2" if config.reward == "pareto" else "surrogate"
     if config.tournament > config.population:
         raise GenotypeError("tournament", f"{config.tournament} must be at most population ({config.population})")
-    from predictors.fingerprint import check_backend
-    from predictors.proxy import check_proxy_config
+    from predictors.latency.fingerprint import check_backend
+    from predictors.training.proxy import check_proxy_config
 
     check_backend(config.latency_backend)
     check_proxy_config(config.proxy)

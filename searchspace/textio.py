@@ -166,14 +166,28 @@ def check_output_file(path: str | os.PathLike, flag: str) -> Path:
     out = Path(path)
     if str(path) == "" or out.is_dir():
         raise NasError(f"{flag}: {str(path)!r} is a directory; give a file name")
-    folder = out.parent
+    _check_creatable(out.parent, f"{flag}: cannot write {str(path)!r}")
+    return out
+
+
+def check_folder_creatable(path: str | os.PathLike, flag: str) -> Path:
+    """``path`` as a Path if it is a folder or one can be created there; NasError naming ``flag`` if its
+    nearest existing folder is a file or read-only (checked before any work, nothing is created)."""
+    out = Path(path)
+    if out.is_dir():
+        return out
+    _check_creatable(out, f"{flag}: cannot create {str(path)!r}")
+    return out
+
+
+def _check_creatable(target: Path, prefix: str) -> None:
+    folder = target
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
-        raise NasError(f"{flag}: cannot write {str(path)!r}: {str(folder)!r} is not a directory")
+        raise NasError(f"{prefix}: {str(folder)!r} is not a directory")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise NasError(f"{flag}: cannot write {str(path)!r}: the folder {str(folder)!r} is not writable")
-    return out
+        raise NasError(f"{prefix}: the folder {str(folder)!r} is not writable")
 
 
 @contextmanager

@@ -8,10 +8,10 @@ import json
 import pytest
 
 import nas
-from nas.audit_candidates import spread_pick
-from nas.audit_config import parse_setting
-from nas.audit_stats import agreement, seed_noise, top_overlap
-from nas.auditing import STORE
+from nas.auditing.candidates import spread_pick
+from nas.auditing.config import parse_setting
+from nas.auditing.run import STORE
+from nas.auditing.stats import agreement, seed_noise, top_overlap
 from nas.cli import main
 from nas.config import load_config
 from searchspace.errors import NasError

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-import predictors.latency_features as features
+import predictors.latency.parts as features
 from nas.cli import main
 from predictors.cost import count_macs, count_params
 from searchspace import GenotypeError, build_model, load_genotype, parse_genotype, save_genotype

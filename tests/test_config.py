@@ -9,7 +9,7 @@ import pytest
 
 from nas.commands.flags import add_flags, flag_values
 from nas.config import SearchConfig, load_config
-from predictors.proxy_config import ProxyConfig
+from predictors.training.config import ProxyConfig
 from searchspace.errors import NasError
 from searchspace.settings import declared, setting
 
@@ -78,6 +78,6 @@ def test_importing_the_proxy_settings_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, predictors.proxy_config; print('torch' in sys.modules)"
+    code = "import sys, predictors.training.config; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from predictors.cost import count_macs, count_params, op_cost, part_costs
-from predictors.latency_features import CostTable, genotype_cost, network_parts
+from predictors.latency.parts import CostTable, genotype_cost, network_parts
 from searchspace import build, load_genotype
 from searchspace.blocks import BlockArgs
 from searchspace.blocks.mbconv import PARAMS as MB_PARAMS

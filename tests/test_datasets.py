@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from predictors.datasets import (
+from predictors.data.sources import (
     DatasetError,
     DatasetSpec,
     load_dataset,

@@ -12,9 +12,9 @@ from optuna.distributions import CategoricalDistribution
 
 import nas
 from nas.config import load_config
-from nas.finalists import fidelity_tau, score_finalists, top_distinct
-from nas.reward import make_reward
-from nas.runner import search
+from nas.search.finalists import fidelity_tau, score_finalists, top_distinct
+from nas.search.reward import make_reward
+from nas.search.run import search
 from tests.search_helpers import FakeCost, FakeMeasuredCost, FakeTrainer, tiny_overrides
 
 TINY_GENOTYPE = {

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-import predictors.latency as latency
-import predictors.latency_features as features
+import predictors.latency.measure as latency
+import predictors.latency.parts as features
 from nas.cli import main
-from predictors.fingerprint import fingerprint
-from predictors.latency import MeasureConfig, measure_latency, summarize
-from predictors.latency_cache import LatencyCache
-from predictors.latency_calibration import FULL_FEATURES, SHRINKS, Correction
-from predictors.latency_lut import LatencyTable, space_parts
-from predictors.latency_model import LatencyModel, Sample, read_measurements
+from predictors.latency.cache import LatencyCache
+from predictors.latency.calibration import FULL_FEATURES, SHRINKS, Correction
+from predictors.latency.fingerprint import fingerprint
+from predictors.latency.measure import MeasureConfig, measure_latency, summarize
+from predictors.latency.model import LatencyModel, Sample, read_measurements
+from predictors.latency.table import LatencyTable, space_parts
 from searchspace import save_genotype
 from searchspace.errors import NasError
 from searchspace.space import Space, SpaceConfig, StageChoice
@@ -281,7 +281,7 @@ def test_cli_end_to_end(tmp_path, capsys) -> None:
 
 
 def test_accuracy_report_by_hand() -> None:
-    from predictors.latency_model import accuracy_report
+    from predictors.latency.model import accuracy_report
 
     report = accuracy_report([10.0, 10.0, 10.0, 10.0], [10.5, 11.5, 8.5, 13.0])  # errors 5%, 15%, 15%, 30%
     assert report["within_10"] == 0.25 and report["within_20"] == 0.75

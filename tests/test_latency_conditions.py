@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-import predictors.latency as latency
+import predictors.latency.measure as latency
 from nas.cli import main
-from predictors.fingerprint import fingerprint
-from predictors.latency import CHANNELS_LAST_HOWTO, measure_latency, measure_many
-from predictors.latency_cache import LatencyCache
-from predictors.latency_lut import LatencyTable
+from predictors.latency.cache import LatencyCache
+from predictors.latency.fingerprint import fingerprint
+from predictors.latency.measure import CHANNELS_LAST_HOWTO, measure_latency, measure_many
+from predictors.latency.table import LatencyTable
 from searchspace import load_genotype, parse_genotype, save_genotype, with_scaling
 from tests.test_latency import cache_dir  # noqa: F401  (autouse: a fresh cache dir per test)
 from tests.test_latency_table import FakeMeasurer, references, tiny_space
@@ -140,7 +140,7 @@ def test_steady_allocator_fixes_both_glibc_thresholds() -> None:
 FORWARD_FAULTS = """
 import resource, sys, torch
 from torch import nn
-import predictors.latency as latency
+import predictors.latency.measure as latency
 if sys.argv[1] == "steady":
     assert latency.steady_allocator()
 torch.set_num_threads(1)

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from predictors.latency import MeasureConfig, Timing, summarize, time_runners
-from predictors.latency_features import CostTable, network_parts, part_signature
-from predictors.latency_lut import PART_PROFILE, LatencyTable
+from predictors.latency.measure import MeasureConfig, Timing, summarize, time_runners
+from predictors.latency.parts import CostTable, network_parts, part_signature
+from predictors.latency.table import PART_PROFILE, LatencyTable
 from searchspace import parse_genotype, with_scaling
 from searchspace.space import Space, SpaceConfig, StageChoice
 
@@ -187,8 +187,8 @@ def test_repetitions_stop_once_the_spread_is_small() -> None:
 def test_a_table_search_measures_its_finalists_whole_and_learns_from_them(tmp_path) -> None:
     """The cost model of `--latency lut`: predictions from the table, and networks timed together (the
     finalists) measured whole under the table's conditions, then added to the correction's data."""
-    from nas.cost_models import TableLatency
-    from nas.winner import careful_costs
+    from nas.search.cost_models import TableLatency
+    from nas.search.winner import careful_costs
 
     table = make_table(tmp_path)
     model = TableLatency(table, resolution=32)

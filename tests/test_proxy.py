@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-import predictors.proxy as proxy
-from predictors.datasets import make_synthetic
-from predictors.proxy import (
+import predictors.training.proxy as proxy
+from predictors.data.sources import make_synthetic
+from predictors.training.proxy import (
     NonFiniteLoss,
     ProxyConfig,
     ProxyError,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from nas.reward import make_reward
+from nas.search.reward import make_reward
 from searchspace.errors import NasError
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nas.cli import main as cli_main
-from nas.scaling_search import (
+from nas.scaling.search import (
     PAPER,
     PHI_STEP,
     Coefficients,
@@ -27,9 +27,9 @@ from nas.scaling_search import (
     scaled_fields,
     spread_subset,
 )
-from predictors import latency
-from predictors.latency import MeasureConfig
-from predictors.proxy import ProxyConfig
+from predictors.latency import measure as latency
+from predictors.latency.measure import MeasureConfig
+from predictors.training.proxy import ProxyConfig
 from searchspace import load_genotype, parse_genotype, save_genotype
 from searchspace.resolve import resolve
 
@@ -203,7 +203,7 @@ def test_ladder_with_real_tiny_measurements(tiny):
 
 
 def test_noisy_cached_probes_are_measured_again(tiny, tmp_path):
-    from predictors.latency_cache import LatencyCache
+    from predictors.latency.cache import LatencyCache
 
     cache = LatencyCache(tmp_path / "m.jsonl")
     # never flagged noisy by itself (a noisy first result would be measured again, not cached)

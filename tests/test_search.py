@@ -10,8 +10,8 @@ import pytest
 import nas
 from nas.cli import main
 from nas.config import load_config
-from nas.runner import search
-from predictors.proxy import NonFiniteLoss
+from nas.search.run import search
+from predictors.training.proxy import NonFiniteLoss
 from tests.search_helpers import TINY_SPACE, FakeCost, FakeTrainer, tiny_overrides
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from nas.outputs import trial_rows
-from nas.storage import NO_HEARTBEAT, driver_url, fail_dead_workers_trials, open_storage
+from nas.search.outputs import trial_rows
+from nas.search.storage import NO_HEARTBEAT, driver_url, fail_dead_workers_trials, open_storage
 from searchspace.errors import NasError
 from tests.postgres_server import postgres_server
 from tests.search_helpers import tiny_yaml

@@ -1,4 +1,4 @@
-"""Search strategies (nas.strategies) and the NAS-Bench-201 benchmark harness on a synthetic table."""
+"""Search strategies (nas.strategies.plan) and the NAS-Bench-201 benchmark harness on a synthetic table."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import optuna
 import pytest
 
-from nas.strategies import MUTATED_ATTR, PARENT_ATTR, STRATEGIES, make_sampler
+from nas.strategies.plan import MUTATED_ATTR, PARENT_ATTR, STRATEGIES, make_sampler
 from searchspace.errors import NasError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

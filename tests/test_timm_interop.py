@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from nas.cli import main
-from nas.export import timm_snippet
-from nas.timm_arch import TimmArchError, decode_block, encode_block
-from nas.timm_convert import genotype_to_timm, timm_to_genotype
+from nas.export.onnx import timm_snippet
+from nas.export.timm.convert import genotype_to_timm, timm_to_genotype
+from nas.export.timm.grammar import TimmArchError, decode_block, encode_block
 from searchspace import build_model, load_genotype, zoo_names
 
 torch.set_num_threads(1)

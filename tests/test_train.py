@@ -13,10 +13,16 @@ import torch
 from rich.console import Console
 
 import nas
-from nas.train_progress import TrainProgress
-from predictors.datasets import DatasetSpec, ImageFiles, load_dataset, load_imagefolder, stream_imagefolder
-from predictors.proxy import Precision, precision_for
-from predictors.train_batches import crop_flip
+from nas.training.progress import TrainProgress
+from predictors.data.sources import (
+    DatasetSpec,
+    ImageFiles,
+    load_dataset,
+    load_imagefolder,
+    stream_imagefolder,
+)
+from predictors.training.batches import crop_flip
+from predictors.training.proxy import Precision, precision_for
 from searchspace import NasError, build_model
 
 TINY = {

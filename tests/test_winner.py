@@ -1,4 +1,4 @@
-"""Choosing the winner (nas.winner) from synthetic trials, with injected cost models."""
+"""Choosing the winner (nas.search.winner) from synthetic trials, with injected cost models."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from nas.reward import make_reward
-from nas.winner import choose_winner
+from nas.search.reward import make_reward
+from nas.search.winner import choose_winner
 from searchspace import parse_genotype
 from tests.search_helpers import FakeCost, FakeMeasuredCost
 

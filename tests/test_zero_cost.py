@@ -1,4 +1,4 @@
-"""Zero-cost proxies (predictors.zero_cost) and the NAS-Bench-201 network (predictors.nb201)."""
+"""Zero-cost proxies (predictors.zero_cost.scores) and the NAS-Bench-201 network (predictors.zero_cost.nb201)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from predictors.cost import count_params
-from predictors.nb201 import arch_string, build_nb201, parse_arch
-from predictors.zero_cost import DATA_FREE, PROXIES, compute_proxies, vote
+from predictors.zero_cost.nb201 import arch_string, build_nb201, parse_arch
+from predictors.zero_cost.scores import DATA_FREE, PROXIES, compute_proxies, vote
 from searchspace import NasError, build_model
 
 torch.set_num_threads(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from nas.audit_config import AuditConfig
+from nas.auditing.config import AuditConfig
 from nas.commands.flags import add_flags, flag_name, flag_values
 from nas.config import SearchConfig
 
@@ -56,9 +56,9 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.audit_config import parse_overrides, settings_from_flags
-    from nas.audit_progress import AuditProgress
-    from nas.auditing import audit
+    from nas.auditing.config import parse_overrides, settings_from_flags
+    from nas.auditing.progress import AuditProgress
+    from nas.auditing.run import audit
     from nas.config import load_config
 
     settings = settings_from_flags(args.setting)

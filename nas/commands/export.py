@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_timm(args, genotype)
     if not args.output:
         raise NasError(f"-o/--output: required for --format {args.format}")
-    from nas.export import export_onnx, export_torchscript, prepare_model
+    from nas.export.onnx import export_onnx, export_torchscript, prepare_model
 
     model = prepare_model(genotype, weights=args.weights)
     if args.format == "onnx":
@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_timm(args: argparse.Namespace, genotype) -> int:
-    from nas.export import timm_json, timm_snippet
-    from nas.timm_convert import genotype_to_timm
+    from nas.export.onnx import timm_json, timm_snippet
+    from nas.export.timm.convert import genotype_to_timm
 
     arch = genotype_to_timm(genotype)
     as_json = args.json or (args.output or "").lower().endswith(".json")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from nas.timm_arch import SETTING_PARAMS
+    from nas.export.timm.grammar import SETTING_PARAMS
 
     p = sub.add_parser("import", help="import a network definition as a genotype",
                        description="Turn another library's network definition into a genotype.")
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _read(source: str) -> tuple[list[list[str]], dict, str | None]:
     """(arch_def, settings, name) from a literal, a file with a literal, or an export JSON file."""
-    from nas.timm_arch import TimmArchError, check_arch_def, parse_arch_def
+    from nas.export.timm.grammar import TimmArchError, check_arch_def, parse_arch_def
     from searchspace.textio import is_file, load_json, read_text, shorten
 
     text = source
@@ -57,8 +57,8 @@ def _read(source: str) -> tuple[list[list[str]], dict, str | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.timm_arch import SETTING_PARAMS
-    from nas.timm_convert import timm_to_genotype
+    from nas.export.timm.convert import timm_to_genotype
+    from nas.export.timm.grammar import SETTING_PARAMS
     from searchspace import check_size, genotype_text, save_genotype
     from searchspace.textio import check_output_file
 

@@ -118,8 +118,8 @@ def _measure_config(args: argparse.Namespace, search=None, base=None):
     """Defaults < ``base`` (e.g. a genotype's recorded conditions) < the search config < flags."""
     from dataclasses import replace
 
-    from predictors.fingerprint import check_backend
-    from predictors.latency import MeasureConfig, memory_format_of
+    from predictors.latency.fingerprint import check_backend
+    from predictors.latency.measure import MeasureConfig, memory_format_of
 
     config = base or MeasureConfig()
     if search is not None:
@@ -145,14 +145,14 @@ def _space(args: argparse.Namespace, search):
 
 
 def _table(config):
-    from predictors.latency_lut import LatencyTable
+    from predictors.latency.table import LatencyTable
 
     return LatencyTable.for_this_device(config.backend, config.threads, config.device, config.batch,
                                         memory_format=config.memory_format)
 
 
 def _cache(args: argparse.Namespace):
-    from predictors.latency import default_cache
+    from predictors.latency.measure import default_cache
 
     return None if args.no_cache else default_cache()
 
@@ -164,7 +164,7 @@ def _genotype_and_config(args: argparse.Namespace):
     from dataclasses import replace
 
     from nas.commands.show import load_scaled
-    from predictors.latency import config_from_conditions
+    from predictors.latency.measure import config_from_conditions
     from searchspace import with_scaling
 
     args.genotype = args.target
@@ -184,15 +184,15 @@ def _genotype_and_config(args: argparse.Namespace):
 
 
 def _describe(config, genotype) -> str:
-    from predictors.fingerprint import resolve_threads
-    from predictors.latency import memory_format_of
+    from predictors.latency.fingerprint import resolve_threads
+    from predictors.latency.measure import memory_format_of
 
     return (f"{config.backend} on {config.device}, {resolve_threads(config.threads)} thread(s), "
             f"{memory_format_of(config)}, batch {config.batch}, resolution {genotype.resolution}")
 
 
 def _warn_other_device(recorded: dict, config) -> None:
-    from predictors.fingerprint import fingerprint
+    from predictors.latency.fingerprint import fingerprint
 
     here = fingerprint(config.backend, config.device, config.threads).id()
     if recorded.get("fingerprint_id") and recorded["fingerprint_id"] != here:
@@ -201,7 +201,7 @@ def _warn_other_device(recorded: dict, config) -> None:
 
 
 def _one(args: argparse.Namespace) -> int:
-    from predictors.latency import (
+    from predictors.latency.measure import (
         ALLOCATOR_HOWTO,
         CHANNELS_LAST_HOWTO,
         measure_latency,
@@ -269,7 +269,7 @@ def _print_one(out: dict) -> None:
 
 def _predictor(args: argparse.Namespace, config):
     if args.model:
-        from predictors.latency_model import LatencyModel  # scipy, sklearn: only when asked for
+        from predictors.latency.model import LatencyModel  # scipy, sklearn: only when asked for
 
         return LatencyModel.load(args.model)
     return _table(config)
@@ -300,8 +300,8 @@ def _progress(label: str):
 def _build_lut(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from predictors.latency import measure_many
-    from predictors.latency_lut import PART_PROFILE, LatencyTable, space_parts
+    from predictors.latency.measure import measure_many
+    from predictors.latency.table import PART_PROFILE, LatencyTable, space_parts
 
     search = _search_config(args)
     space = _space(args, search)
@@ -341,7 +341,7 @@ def _build_lut(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from predictors.latency_model import LatencyModel, read_measurements
+    from predictors.latency.model import LatencyModel, read_measurements
     from searchspace.errors import NasError
     from searchspace.textio import check_output_file
 
@@ -364,8 +364,8 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from predictors.latency import measure_many
-    from predictors.latency_model import LatencyModel, accuracy_report, time_per_prediction
+    from predictors.latency.measure import measure_many
+    from predictors.latency.model import LatencyModel, accuracy_report, time_per_prediction
     from searchspace.textio import check_output_file
 
     if args.out:

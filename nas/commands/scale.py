@@ -95,7 +95,7 @@ def _number(text: str, flag: str, kind: type = float) -> float:
 
 def parse_coefficients(args: argparse.Namespace):
     """The --alpha/--beta/--gamma coefficients, or None when none is given."""
-    from nas.scaling_search import COST_TARGET, Coefficients
+    from nas.scaling.search import COST_TARGET, Coefficients
 
     given = [getattr(args, n) for n in ("alpha", "beta", "gamma")]
     if all(v is None for v in given):
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from nas.config import load_config
-    from predictors.fingerprint import check_backend
+    from predictors.latency.fingerprint import check_backend
     from searchspace import load_genotype
 
     if (args.phi is None) == (args.latency_ladder is None):
@@ -144,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
     if coeffs is None and (phis is not None or args.grid):
         grid = _grid(genotype, config, grid_args, args.quiet)
         coeffs = grid[0].coefficients
-    from nas.scaling_search import PAPER, latency_measure
+    from nas.scaling.search import PAPER, latency_measure
 
     coeffs = coeffs or PAPER
     measure = latency_measure(config.latency_backend, config.latency_threads)
@@ -155,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _grid(genotype, config, grid_args, quiet: bool) -> list:
     """Grid results, the winner first."""
-    from nas.scaling_search import best_point, coefficient_grid, grid_search, spread_subset
+    from nas.scaling.search import best_point, coefficient_grid, grid_search, spread_subset
 
     step, tolerance, most = grid_args
     candidates = coefficient_grid(step, tolerance)
@@ -180,9 +180,9 @@ def _grid(genotype, config, grid_args, quiet: bool) -> list:
 
 
 def _family(base, name, coeffs, phis, grid, measure, out: Path, quiet: bool) -> int:
-    from nas.outputs import write_best
-    from nas.scaling_report import family_report, member_provenance
-    from nas.scaling_search import scale_family
+    from nas.scaling.report import family_report, member_provenance
+    from nas.scaling.search import scale_family
+    from nas.search.outputs import write_best
 
     if not quiet:
         print(f"scaling {base.name} with alpha {coeffs.alpha:g}, beta {coeffs.beta:g}, gamma {coeffs.gamma:g} "
@@ -199,9 +199,9 @@ def _family(base, name, coeffs, phis, grid, measure, out: Path, quiet: bool) -> 
 
 
 def _ladder(base, name, coeffs, budgets, grid, measure, out: Path, quiet: bool) -> int:
-    from nas.outputs import write_best
-    from nas.scaling_report import ladder_report, rung_provenance
-    from nas.scaling_search import latency_ladder, params_and_macs
+    from nas.scaling.report import ladder_report, rung_provenance
+    from nas.scaling.search import latency_ladder, params_and_macs
+    from nas.search.outputs import write_best
 
     if not quiet:
         print(f"latency ladder for {base.name} along alpha {coeffs.alpha:g}, beta {coeffs.beta:g}, gamma "

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nas.config import load_config
-    from nas.runner import search
+    from nas.search.run import search
 
     config = load_config(args.config, flag_values(args, SearchConfig))
     summary = search(config, quiet=args.quiet)

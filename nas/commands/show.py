@@ -35,7 +35,7 @@ def load_scaled(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.stage_table import genotype_summary, print_summary
+    from nas.search.stage_table import genotype_summary, print_summary
 
     summary = genotype_summary(load_scaled(args))
     if args.json:

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from nas.commands.flags import add_flags, flag_values
-from predictors.train_config import TrainConfig
+from predictors.training.recipe import TrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,8 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.train_progress import TrainProgress
-    from nas.training import train
+    from nas.training.progress import TrainProgress
+    from nas.training.run import train
 
     settings = flag_values(args, TrainConfig)
     if args.data is not None:

@@ -1,0 +1,139 @@
+"""One search run end to end: prepare the folder, run trials (local or Ray), write the outputs."""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nas.config import SearchConfig
+from nas.search.cost_models import CostModel
+from nas.search.finalists import Retrain, finalists_table
+from nas.search.outputs import (
+    REFERENCE_NETWORKS,
+    pareto_front,
+    plot_pareto,
+    trial_rows,
+    write_best,
+    write_csv,
+    write_report,
+)
+from nas.search.progress import Progress
+from nas.search.scoring import Trainer
+from nas.search.study import Run, create_study, prepare_run, run_local
+from nas.search.winner import Winner, choose_winner
+from searchspace import load_genotype
+from searchspace.errors import NasError
+
+
+@dataclass
+class RunSummary:
+    folder: Path
+    best_path: Path | None
+    message: str | None
+    trials: int
+    completed: int
+
+
+def search(config: SearchConfig, quiet: bool = False, cost_model: CostModel | None = None,
+           trainer: Trainer | None = None, retrain: Retrain | None = None) -> RunSummary:
+    """Run a search as configured and write ``runs/<name>/``; returns where things are.
+
+    ``cost_model``, ``trainer`` and ``retrain`` (the finalists' trainer) replace the configured ones
+    (:func:`nas.search.study.prepare_run`).
+    """
+    run = prepare_run(config, cost_model, trainer, retrain)
+    study = create_study(run)
+    unit = config.unit
+    progress = Progress(config.trials, config.budget, unit, quiet=quiet)
+    if not quiet:
+        print(f"nas search: run {run.folder} | space of {run.space.size():.3g} genotypes | strategy "
+              f"{config.strategy} | reward {config.reward} | target {config.target:g} {unit} | "
+              f"budget {config.budget or '-'} s | trials {config.trials or '-'}", flush=True)
+    start = time.monotonic()
+    if config.backend == "ray":
+        from nas.search.ray_backend import run_ray
+
+        message = run_ray(run, study, progress)
+    else:
+        message = run_local(run, study, progress)
+    if not quiet and config.finalists > 1 and study.get_trials(deepcopy=False):
+        print(f"nas search: finalists: the best {config.finalists} networks trained again ({config.finalist_seeds} "
+              "seeds each) and measured again side by side", flush=True)
+    winner = choose_winner(study, run.scorer.cost_model, run.scorer.reward, config.finalists, run.retrain,
+                           run.finalist_seeds)
+    best_path = finish(run, study, winner, quiet=quiet)
+    trials = study.get_trials(deepcopy=False)
+    summary = RunSummary(run.folder, best_path, message, len(trials),
+                         len([t for t in trials if t.state.name == "COMPLETE"]))
+    if not quiet:
+        if message:
+            print(f"nas search: {message}", flush=True)
+        if winner is not None and winner.note:
+            print(f"nas search: warning: {winner.note}", flush=True)
+        print(f"nas search: {summary.completed} of {summary.trials} trials completed in "
+              f"{time.monotonic() - start:.0f}s; outputs in {run.folder}/"
+              + (f"; winner {best_path}" if best_path else "; no trial completed, no winner"), flush=True)
+    return summary
+
+
+def _reference_costs(cost_model: CostModel) -> dict[str, float]:
+    costs = {}
+    for name in REFERENCE_NETWORKS:
+        try:
+            costs[name] = cost_model.cost(load_genotype(f"zoo:{name}"))
+        except (NasError, RuntimeError, KeyError):
+            continue
+    return costs
+
+
+def finish(run: Run, study, winner: Winner | None, quiet: bool = False) -> Path | None:
+    """Write trials.csv, pareto.csv, pareto.png, best.yaml and report.md (the winner is already chosen)."""
+    from rich.console import Console
+
+    from nas.search.stage_table import print_genotype_table
+
+    cfg = run.config
+    rows = trial_rows(study)
+    write_csv(run.folder / "trials.csv", rows)
+    front = pareto_front(rows)
+    write_csv(run.folder / "pareto.csv", front)
+    plot_pareto(run.folder / "pareto.png", rows, front, cfg.target, cfg.unit, _reference_costs(run.scorer.cost_model))
+    summary = {"name": run.study_name, "config hash": cfg.hash(), "strategy": cfg.strategy, "reward": cfg.reward,
+               "target": f"{cfg.target:g} {cfg.unit}", "trials": len(rows)}
+    if winner is None:
+        write_report(run.folder / "report.md", summary, front, rows, "no completed trial")
+        return None
+    genotype = winner.genotype
+    genotype.name = f"{run.study_name}-trial{winner.trial.number}"
+    best_path = write_best(run.folder / "best.yaml", genotype, _provenance(run, winner))
+    table = io.StringIO()
+    print_genotype_table(genotype, Console(file=table, width=110))
+    summary.update({"winner": f"trial {winner.trial.number}",
+                    "proxy accuracy (search)": f"{winner.trial.user_attrs['accuracy']:.4f}",
+                    "accuracy (finalist)": f"{winner.accuracy:.4f}",
+                    f"final {cfg.unit}": f"{winner.final_cost:.4g}",
+                    "within target": "yes" if winner.within_target else f"NO: {winner.note}"})
+    if winner.fidelity_tau is not None:
+        summary["finalist fidelity (Kendall tau, search vs finalist accuracy)"] = f"{winner.fidelity_tau:.2f}"
+    write_report(run.folder / "report.md", summary, front, rows, table.getvalue(),
+                 finalists_table(winner.finalists, cfg.unit) if winner.finalists else None)
+    if not quiet:
+        print(table.getvalue(), end="", flush=True)
+    return best_path
+
+
+def _provenance(run: Run, winner: Winner) -> dict:
+    cfg, attrs = run.config, winner.trial.user_attrs
+    finalist = winner.finalists[0] if winner.finalists else None
+    return {
+        "source": "nas search", "run": run.study_name, "trial": winner.trial.number, "config_hash": cfg.hash(),
+        "proxy_accuracy": attrs.get("accuracy"), "reward": winner.reward, "search_cost": attrs.get("cost"),
+        "finalist_accuracy": winner.accuracy if finalist is not None and finalist.seeds else None,
+        "finalist_seeds": len(run.finalist_seeds) if winner.finalists else None,
+        ("latency_ms" if cfg.unit == "ms" else "macs"): winner.final_cost, "target": cfg.target,
+        "within_target": winner.within_target, "latency_resolution": cfg.latency_resolution,
+        "latency_conditions": winner.conditions or None, "device": winner.fingerprint or None,
+        "finalists": len(winner.finalists) or None,
+    }

@@ -1,0 +1,277 @@
+"""The search loop on Optuna: sample, score, record; resumable; failures recorded, not fatal.
+
+:func:`prepare_run` builds a run's collaborators once (cost model, reward, trainer; each may be
+handed in instead); the local loop and the Ray backend score and record candidates the same way
+(:mod:`nas.search.scoring`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import optuna
+from optuna.study import MaxTrialsCallback
+from optuna.trial import TrialState
+
+from nas.config import SearchConfig
+from nas.search.cost_models import CostModel, cost_model_for
+from nas.search.finalists import Retrain
+from nas.search.outputs import write_trials
+from nas.search.progress import Progress
+from nas.search.reward import reward_for
+from nas.search.scoring import (
+    AT_CHANCE,
+    REASON,
+    FinalistTrainer,
+    ProxyTrainer,
+    Pruned,
+    Scorer,
+    Trainer,
+    TrialRecord,
+    below_chance,
+    record_attrs,
+    record_values,
+    reuse_earlier,
+    score_candidate,
+)
+from nas.search.storage import driver_url, fail_dead_workers_trials, open_storage
+from nas.strategies.plan import make_sampler
+from searchspace.errors import NasError
+from searchspace.space import Space, space_from_dict
+from searchspace.textio import check_folder_creatable, write_text_atomic
+
+
+@dataclass
+class Run:
+    """Where a run lives and what it searches."""
+
+    config: SearchConfig
+    folder: Path
+    storage: str
+    space: Space
+    scorer: Scorer
+    retrain: Retrain | None = None  # a finalist's fresh training (seed -> accuracy)
+
+    @property
+    def finalist_seeds(self) -> list[int]:
+        """Seeds of the finalists' fresh trainings: after the search's own proxy seed."""
+        return [self.config.proxy.seed + 1 + i for i in range(self.config.finalist_seeds)]
+
+    @property
+    def study_name(self) -> str:
+        return self.folder.name
+
+
+def prepare_run(config: SearchConfig, cost_model: CostModel | None = None, trainer: Trainer | None = None,
+                retrain: Retrain | None = None) -> Run:
+    """Create (or, with resume, reopen) the run folder and build the collaborators; refuse to overwrite
+    a finished run. ``cost_model`` / ``trainer`` / ``retrain`` (the finalists' trainer) replace the
+    configured ones (tests hand in fakes)."""
+    scorer = Scorer(cost_model or cost_model_for(config), reward_for(config), trainer or ProxyTrainer(config.proxy))
+    name = config.name or datetime.now().strftime("search-%Y%m%d-%H%M%S")
+    config.name = name
+    folder = Path(config.runs_dir) / name
+    db = folder / "study.db"
+    if config.storage is not None:
+        driver_url(config.storage)  # an unusable URL fails before the run folder is made
+    if folder.exists() and db.exists() and not config.resume and config.storage is None:
+        raise NasError(f"name: run {str(folder)!r} exists; add --resume to continue it or pick another --name")
+    if config.resume and config.storage is None and not db.exists():
+        raise NasError(f"resume: no run to resume at {str(folder)!r}")
+    check_folder_creatable(folder, "runs_dir")
+    space = space_from_dict(config.space)
+    space.config.head["num_classes"] = dataset_classes(config)  # a bad data folder fails before any file is made
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise NasError(f"runs_dir: cannot create {str(folder)!r}: {err.strerror or err}") from None
+    write_text_atomic(folder / "config.json", json.dumps(config.to_dict(), indent=2))
+    storage = config.storage or f"sqlite:///{db}"
+    scorer.chance = 1.0 / space.config.head["num_classes"]
+    return Run(config, folder, storage, space, scorer, retrain or FinalistTrainer(config.proxy, config.finalist_epochs))
+
+
+def dataset_classes(config: SearchConfig) -> int:
+    """Load the proxy dataset once up front (a bad --proxy-data-dir fails before any trial)."""
+    from predictors.data.sources import load_dataset
+
+    return load_dataset(config.proxy.dataset_spec()).num_classes
+
+
+def create_study(run: Run) -> optuna.Study:
+    """The run's study (created, or loaded for resume / a shared storage)."""
+    cfg = run.config
+    reward = run.scorer.reward
+    sampler = make_sampler(cfg.strategy, cfg.seed, population=cfg.population, tournament=cfg.tournament,
+                           multi_objective=reward.multi_objective, space=run.space)
+    pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
+              "halving": optuna.pruners.SuccessiveHalvingPruner(),
+              "none": optuna.pruners.NopPruner()}[cfg.pruner]
+    if reward.multi_objective:
+        pruner = optuna.pruners.NopPruner()  # Optuna prunes single-objective studies only
+    directions = ["maximize", "minimize"] if reward.multi_objective else ["maximize"]
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = open_storage(run.storage)
+    try:
+        study = optuna.create_study(study_name=run.study_name, storage=storage, sampler=sampler,
+                                    pruner=pruner, directions=directions, load_if_exists=True)
+    except ValueError as err:
+        raise NasError(f"storage: cannot use {run.storage!r}: {err}") from None
+    fail_dead_workers_trials(study)
+    study.set_user_attr("config_hash", cfg.hash())
+    return study
+
+
+INTERRUPTED = "interrupted (Ctrl-C)"  # the reason recorded for a trial stopped by Ctrl-C
+
+
+class TrialFailed(Exception):
+    """A candidate whose scoring failed (its reason is recorded); Optuna marks the trial FAIL."""
+
+
+class Objective:
+    """The Optuna objective: sample a genotype, score it (or reuse an earlier score), record it."""
+
+    def __init__(self, run: Run, progress: Progress | None = None) -> None:
+        self.run = run
+        self.current: optuna.Trial | None = None  # the trial this process runs now
+        self.multi = run.scorer.reward.multi_objective
+        self.progress = progress
+
+    def __call__(self, trial: optuna.Trial):
+        genotype = self.run.space.sample(trial)
+        trial.set_user_attr("hash", genotype.hash())  # known while it runs (a killed run shows what it held)
+        if self.progress:
+            self.progress.candidate(trial.number, genotype)
+        self.current = trial
+        earlier = earlier_trial(trial.study, genotype.hash(), trial.number)
+        if earlier is not None:  # the same network again (another params path to it): never retrained
+            record = reuse_earlier(TrialRecord(genotype), earlier)
+        else:
+            try:
+                record = score_candidate(genotype, self.run.scorer, self._reporter(trial))
+            except KeyboardInterrupt:  # recorded while the trial still runs (Optuna then marks it failed)
+                trial.set_user_attr(REASON, INTERRUPTED)
+                raise
+            record = below_chance(record, self.run.scorer.chance)
+        for key, value in record_attrs(record).items():
+            trial.set_user_attr(key, value)
+        if record.state == "PRUNED":
+            raise optuna.TrialPruned(record.reason)
+        if record.state == "FAIL":
+            raise TrialFailed(record.reason)
+        values = record_values(record, self.multi)
+        return tuple(values) if self.multi else values[0]
+
+    def _reporter(self, trial: optuna.Trial):
+        """Per-epoch reports to Optuna's pruner; after the last epoch there is nothing left to save, so a
+        finished training is never pruned (with a one-epoch proxy the pruner would only discard scores)."""
+        last_epoch = self.run.config.proxy.epochs
+
+        def report(epoch: int, accuracy: float) -> None:
+            if not self.multi:  # Optuna prunes single-objective studies only
+                trial.report(accuracy, epoch)
+                if epoch < last_epoch and trial.should_prune():
+                    raise Pruned(f"pruned after epoch {epoch} (accuracy {accuracy:.4f})")
+
+        return report
+
+
+def earlier_trial(study: optuna.Study, genotype_hash: str, number: int) -> optuna.trial.FrozenTrial | None:
+    """The first trial before ``number`` that holds the same network (completed, pruned, running in
+    another worker, or trained to chance accuracy), if any. Other failures do not count: a failure (out
+    of memory, interrupted) may not happen again."""
+    for t in study.get_trials(deepcopy=False):
+        held = t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) or t.user_attrs.get(AT_CHANCE)
+        if held and t.number < number and t.user_attrs.get("hash") == genotype_hash:
+            return t
+    return None
+
+
+class StopOnFailures:
+    """Stop the study after ``limit`` failed trials in a row."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.message: str | None = None
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        recent = trials[-self.limit:]
+        if len(recent) == self.limit and all(t.state == TrialState.FAIL for t in recent):
+            reason = recent[-1].user_attrs.get(REASON, "unknown")
+            self.message = f"stopped: {self.limit} trials failed in a row; last reason: {reason}"
+            study.stop()
+
+
+class ReserveForFinalists:
+    """Stop the search early enough that the finalists' fresh trainings and careful measurements fit in the
+    budget (estimated from the median training time of the trials so far)."""
+
+    MEASURE_SECONDS = 7.0  # a careful side-by-side latency measurement, per network
+
+    def __init__(self, run: Run, start: float) -> None:
+        self.run, self.start = run, start
+        self.message: str | None = None
+
+    def estimate(self, study: optuna.Study) -> float:
+        cfg = self.run.config
+        times = sorted(t.user_attrs["train_seconds"] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                       if t.user_attrs.get("train_seconds"))
+        if cfg.finalists <= 1 or not times:
+            return 0.0
+        epochs = (cfg.finalist_epochs or cfg.proxy.epochs) / cfg.proxy.epochs
+        train = cfg.finalists * cfg.finalist_seeds * times[len(times) // 2] * epochs
+        measured = hasattr(self.run.scorer.cost_model, "measure")
+        return train + (cfg.finalists * self.MEASURE_SECONDS if measured else 0.0)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        budget = self.run.config.budget
+        if budget is None:
+            return
+        reserve = self.estimate(study)
+        if time.monotonic() - self.start + reserve >= budget:
+            self.message = f"search stopped early to leave ~{reserve:.0f}s of the budget for the finalists"
+            study.stop()
+
+
+def mark_own_interrupted(study: optuna.Study, trial: optuna.Trial | None) -> None:
+    """This process's own trial, stopped by Ctrl-C: failed with its reason (other workers' trials untouched)."""
+    if trial is None:
+        return
+    frozen = study._storage.get_trial(trial._trial_id)
+    if frozen.state == TrialState.RUNNING:  # a finished trial cannot be updated (its reason is already set)
+        study._storage.set_trial_user_attr(trial._trial_id, REASON, INTERRUPTED)
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
+
+def run_local(run: Run, study: optuna.Study, progress: Progress) -> str | None:
+    """Run trials in this process until the trial count or the time budget is reached."""
+    cfg = run.config
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.getLogger("optuna").setLevel(logging.ERROR)
+    finished = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
+    remaining = None if cfg.trials is None else max(0, cfg.trials - finished)
+    if remaining == 0:
+        return f"nothing to do: the study already holds {finished} finished trials (trials: {cfg.trials})"
+    stopper = StopOnFailures(cfg.max_failures)
+    objective = Objective(run, progress)
+    callbacks = [progress.finished, stopper, lambda s, t: write_trials(run.folder, s)]
+    if cfg.trials is not None:  # the count is the study's: all workers together
+        callbacks.append(MaxTrialsCallback(cfg.trials, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                               TrialState.FAIL)))
+    start = time.monotonic()
+    reserve = ReserveForFinalists(run, start)
+    callbacks.append(reserve)
+    try:
+        study.optimize(objective, n_trials=remaining, timeout=cfg.budget, catch=(Exception,),
+                       callbacks=callbacks, gc_after_trial=True)
+    except KeyboardInterrupt:
+        mark_own_interrupted(study, objective.current)
+        return f"interrupted after {time.monotonic() - start:.0f}s; finished trials are kept (resume with --resume)"
+    return stopper.message or reserve.message

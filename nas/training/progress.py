@@ -1,0 +1,45 @@
+"""``nas train`` on the terminal: a rich progress bar (epoch, step, loss, time left) and one line per epoch."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from predictors.training.proxy import EpochStats
+
+
+def epoch_line(stats: EpochStats, epochs: int, best: float) -> str:
+    """The summary line of one finished epoch."""
+    return (f"epoch {stats.epoch}/{epochs}  train loss {stats.train_loss:.4f}  val accuracy {stats.val_accuracy:.4f} "
+            f"(best {best:.4f})  lr {stats.lr:.4g}  {stats.seconds:.1f} s")
+
+
+class TrainProgress:
+    """A transient progress bar over all steps of the run, and a kept summary line per epoch (stderr)."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.bar: Progress | None = None
+        self.epochs = self.steps = 0
+
+    def start(self, first_epoch: int, epochs: int, steps: int) -> None:
+        self.epochs, self.steps = epochs, steps
+        self.bar = Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
+                            TextColumn("step {task.fields[step]}/{task.fields[steps]}"),
+                            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TextColumn("left"),
+                            TimeRemainingColumn(), console=self.console, transient=True)
+        self.task = self.bar.add_task("train", total=epochs * steps, completed=(first_epoch - 1) * steps,
+                                      epoch=first_epoch, epochs=epochs, step=0, steps=steps, loss="-")
+        if first_epoch > 1:
+            self.console.print(f"resuming after epoch {first_epoch - 1}/{epochs}", soft_wrap=True)
+        self.bar.start()
+
+    def step(self, epoch: int, step: int, loss: float) -> None:
+        self.bar.update(self.task, advance=1, epoch=epoch, step=step, loss=f"{loss:.4f}")
+
+    def epoch(self, stats: EpochStats, best: float) -> None:
+        self.console.print(epoch_line(stats, self.epochs, best), soft_wrap=True, highlight=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

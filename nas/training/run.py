@@ -1,0 +1,163 @@
+"""Full training of a genotype: ``nas train`` and ``nas.train(...)``.
+
+The network is the genotype with its width multiplied by ``width``, at ``resolution``, for the data's
+classes; it trains in the proxy's loop (:func:`predictors.training.proxy.fit`) with the recipe of
+:class:`~predictors.training.recipe.TrainConfig`. After every epoch ``last.pt`` (the loop's whole state)
+and, when validation accuracy improved, ``best.pt`` (weights) are written; the test split is used
+once, at the end, on ``best.pt``. The folder's files are described in :mod:`nas.training.outputs`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas.training.outputs import (
+    BEST,
+    EpochWriter,
+    open_run,
+    read_checkpoint,
+    write_curves,
+    write_metrics,
+    write_result,
+)
+from predictors.training.recipe import TrainConfig, data_keys
+from searchspace import Genotype, NasError, load_genotype, parse_genotype
+from searchspace.settings import apply_settings, hashed_dict
+
+if TYPE_CHECKING:
+    from predictors.training.proxy import LoopProgress
+
+
+@dataclass
+class TrainResult:
+    """What ``result.json`` holds: the test accuracy of the best epoch's weights and how it was made."""
+
+    out: str
+    test_accuracy: float            # on the test split, once, with best.pt
+    best_val_accuracy: float
+    best_epoch: int
+    epochs: int
+    params: int
+    macs: int                       # one image at the training resolution
+    genotype: str                   # name of the trained genotype (genotype.yaml in the folder)
+    genotype_hash: str
+    seed: int
+    device: str
+    train_seconds: float            # the epochs, over all resumed parts
+    wall_seconds: float             # this call, start to end
+    dataset: str
+    num_classes: int
+    resolution: int
+    width: float
+    images: dict[str, int]          # per split
+    normalize: dict[str, list[float]]  # per-channel mean and std in [0, 255] units: x = (pixel - mean) / std
+    classes: list[str] | None
+    config: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def train_config(config: TrainConfig | None = None, **settings: Any) -> TrainConfig:
+    """``config`` (default: the recipe's defaults) with ``settings`` applied and checked, learning rate and
+    weight decay filled in. ``data`` is a data set name or an ImageFolder folder (sets dataset/data_dir)."""
+    from predictors.training.proxy import check_proxy_config
+
+    config = dataclasses.replace(config) if config is not None else TrainConfig()
+    if settings.get("data") is not None:
+        keys = data_keys(str(settings.pop("data")))
+        clash = [k for k in keys if settings.get(k) is not None]
+        if clash:
+            raise NasError(f"data: give the data set either as data or as {clash[0]}, not both")
+        settings.update(keys)
+    settings.pop("data", None)
+    apply_settings(config, settings)
+    check_proxy_config(config, prefix="")
+    return config.resolved()
+
+
+def trained_genotype(genotype: Genotype, config: TrainConfig, data_classes: int) -> Genotype:
+    """The genotype as trained: width x ``config.width``, at ``config.resolution``, head checked against the data."""
+    from predictors.training.proxy import proxy_genotype
+
+    if config.num_classes is not None:
+        genotype = parse_genotype({**genotype.to_dict(), "head": {**genotype.head, "num_classes": config.num_classes}})
+    classes = genotype.head["num_classes"]
+    if classes != data_classes:
+        raise NasError(f"num_classes: the genotype has {classes} classes (head.num_classes) but the data "
+                       f"({config.dataset}) has {data_classes}; set num_classes: {data_classes} (--num-classes "
+                       f"{data_classes})")
+    return proxy_genotype(genotype, config)
+
+
+def default_out(genotype: Genotype, config: TrainConfig) -> Path:
+    """``runs/train/<name>-<hash>-seed<seed>``."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", genotype.name or "genotype")
+    return Path("runs") / "train" / f"{name}-{genotype.hash()[:8]}-seed{config.seed}"
+
+
+def train(genotype: Genotype | str | dict, config: TrainConfig | None = None, *,
+          progress: LoopProgress | None = None, **settings: Any) -> TrainResult:
+    """Train ``genotype`` (object, path, YAML text or ``zoo:NAME``) and return its test accuracy.
+
+    ``settings`` are :class:`TrainConfig` keys (``epochs=30``, ``data="cifar10"``, ``out=...``,
+    ``resume=True``); ``progress`` receives the loop's progress (:class:`nas.training.progress.TrainProgress`).
+    Bad input raises :class:`searchspace.NasError` with one line naming what is wrong.
+    """
+    from predictors.latency.measure import torch_threads
+    from predictors.training.batches import training_data
+    from predictors.training.proxy import (
+        LoopOptions,
+        build_network,
+        check_channels,
+        check_proxy_config,
+        evaluate,
+        fit,
+        precision_for,
+    )
+
+    started = time.perf_counter()
+    config = train_config(config, **settings)
+    device = check_proxy_config(config, prefix="")
+    source = load_genotype(genotype)
+    with torch_threads(config.threads) if config.threads else nullcontext():
+        data = training_data(config, device)
+        trained = trained_genotype(source, config, data.num_classes)
+        norm = (data.mean, data.std, check_channels(data.in_channels, trained, "train"))
+        out = Path(config.out) if config.out else default_out(trained, config)
+        recipe = hashed_dict(config)
+        normalize = {"mean": data.mean.flatten().tolist(), "std": data.std.flatten().tolist()}
+        saved = open_run(out, trained, recipe, config.resume)
+        model = build_network(trained, data.num_classes, config, device)
+        options = LoopOptions(amp=config.amp, progress=progress, name="train",
+                              on_epoch=EpochWriter(out, trained, recipe, normalize), resume=saved)
+        run = fit(model, config, data.train, data.val, norm, options=options,
+                  params=sum(p.numel() for p in model.parameters()))
+        model.load_state_dict(read_checkpoint(out / BEST))  # the test split is used once, on the best epoch
+        test_accuracy = evaluate(model, data.test, norm, config, precision_for(device, config.amp))
+    best = max(run.history, key=lambda h: h.val_accuracy)  # the first epoch with the best accuracy
+    result = TrainResult(
+        out=str(out), test_accuracy=test_accuracy, best_val_accuracy=best.val_accuracy, best_epoch=best.epoch,
+        epochs=run.epochs_run, params=run.params, macs=_macs(trained, data.num_classes, config.resolution, norm[2]),
+        genotype=trained.name, genotype_hash=trained.hash(), seed=config.seed, device=str(device),
+        train_seconds=run.train_seconds, wall_seconds=time.perf_counter() - started, dataset=config.dataset,
+        num_classes=data.num_classes, resolution=config.resolution, width=config.width, images=data.sizes,
+        normalize=normalize, classes=data.classes, config=dataclasses.asdict(config))
+    write_metrics(out, run.history)
+    write_curves(out, run.history, f"{trained.name} ({config.dataset}, seed {config.seed}): test accuracy "
+                                   f"{test_accuracy:.4f}")
+    write_result(out, result.to_dict())
+    return result
+
+
+def _macs(genotype: Genotype, num_classes: int, resolution: int, in_channels: int) -> int:
+    from predictors.cost import count_macs
+    from searchspace import build
+
+    return count_macs(build(genotype, num_classes=num_classes), resolution, in_channels)

@@ -1,0 +1,386 @@
+"""Latency lookup table: every distinct part (stem, block instance, head) profiled once in isolation.
+
+The table is persisted per device fingerprint and batch (``lut-v<scheme>-<fingerprint>-b<batch>.jsonl`` under
+the cache dir) and needs no set-up: the parts a network needs that the table lacks are profiled
+when it is first predicted, and on the first prediction without a correction a few reference
+networks are measured whole to fit one (:mod:`predictors.latency.calibration`). Parts are profiled
+in the memory format whole networks are measured in (:func:`predictors.latency.measure.memory_format_of`),
+a part stops repeating once its spread is small, and parts that build the same module on the same
+input shape are profiled once (:func:`predictors.latency.parts.part_signature`). Every network
+measured whole under the table's conditions can be added with :meth:`LatencyTable.observe`, which
+refits the correction (``lut-...-<format>.correction.json``, data in ``...-<format>.networks.jsonl``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from predictors.latency.cache import TIMING_SCHEME, JsonlStore, cache_dir
+from predictors.latency.calibration import (
+    FULL_FEATURES,
+    PART_GROUPS,
+    Correction,
+    Observations,
+    Prediction,
+    reference_networks,
+)
+from predictors.latency.fingerprint import fingerprint
+from predictors.latency.measure import (
+    MeasureConfig,
+    Timing,
+    conditions_of,
+    measure_many,
+    measure_modules,
+    memory_format_of,
+)
+from predictors.latency.parts import (
+    CostTable,
+    Part,
+    block_part,
+    cost_features,
+    cost_table,
+    head_part,
+    network_parts,
+    part_signature,
+    stem_part,
+)
+from searchspace.blocks import FAMILIES, BlockArgs
+from searchspace.errors import GenotypeError
+from searchspace.genotype import Genotype, parse_block
+from searchspace.resolve import parse_genotype, resolve, with_scaling
+from searchspace.size import check_size
+from searchspace.space import Space
+
+# a part stops after one round of at least 5 repetitions once its IQR is within 3% of its median
+PART_PROFILE = MeasureConfig(warmup=2, reps=30, min_reps=5, rounds=3, min_rounds=1, round_seconds=0.05,
+                             target_spread=0.03)
+CALIBRATION_PASSES = 2  # the first-use calibration keeps each reference network's fastest of this many passes
+PartTimer = Callable[[Sequence[Part]], list[Timing]]  # parts -> their timings, in the table's format
+Measurer = Callable[[Sequence[Genotype]], list[float]]  # networks -> median ms measured whole
+References = Callable[[int], list[Genotype]]  # resolution -> networks to calibrate on
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class LatencyTable:
+    """Per-part latencies for one fingerprint, batch and memory format, plus the correction to whole networks.
+
+    Collaborators can be handed in (tests give fakes): ``timer`` profiles parts, ``measurer`` measures
+    whole networks, ``references`` names the first-use calibration networks, ``notify`` gets progress lines.
+    """
+
+    def __init__(self, config: MeasureConfig | None = None, path: str | Path | None = None,
+                 costs: CostTable | None = None, *, timer: PartTimer | None = None, measurer: Measurer | None = None,
+                 references: References | None = None, notify: Callable[[str], None] | None = None) -> None:
+        self.config = config or PART_PROFILE
+        self.memory_format = memory_format_of(self.config)
+        self.fingerprint = fingerprint(self.config.backend, self.config.device, self.config.threads)
+        default = cache_dir() / f"lut-v{TIMING_SCHEME}-{self.fingerprint.id()}-b{self.config.batch}.jsonl"
+        self.path = Path(path) if path is not None else default
+        self.store = JsonlStore(self.path)
+        self.costs = costs or cost_table()
+        self.observations = Observations(self._beside("networks.jsonl"))
+        self.timer = timer or self._time_parts
+        self.measurer = measurer or self._measure_whole
+        self.references = references or reference_networks
+        self.notify = notify or _stderr
+        self.correction = self._load_correction()
+        self._sums: dict[tuple, dict[str, float]] = {}
+        self._signatures: dict[str, str] | None = None
+
+    @classmethod
+    def for_this_device(cls, backend: str = "torch", threads: int | None = None, device: str = "cpu",
+                        batch: int = 1, path: str | Path | None = None, memory_format: str | None = None,
+                        **tools) -> LatencyTable:
+        """This machine's table for the conditions; empty on a fresh machine, filled as it is used."""
+        config = replace(PART_PROFILE, backend=backend, threads=threads, device=device, batch=batch,
+                         memory_format=memory_format)
+        return cls(config, path, **tools)
+
+    def _beside(self, suffix: str) -> Path:
+        return self.path.with_name(f"{self.path.stem}-{self.memory_format}.{suffix}")
+
+    @property
+    def correction_path(self) -> Path:
+        return self._beside("correction.json")
+
+    def conditions(self, resolution: int) -> dict:
+        """The conditions the table's predictions are for (as ``Measurement.conditions``)."""
+        fp = self.fingerprint
+        return conditions_of(fp.backend, fp.device, fp.threads, self.memory_format, self.config.batch, resolution,
+                             fp.id())
+
+    def whole_config(self) -> MeasureConfig:
+        """How networks are measured whole for this table (the defaults of ``nas latency``)."""
+        return replace(MeasureConfig(), backend=self.config.backend, device=self.config.device,
+                       threads=self.config.threads, batch=self.config.batch, memory_format=self.memory_format)
+
+    def _load_correction(self) -> Correction:
+        if not self.correction_path.exists():
+            return Correction.identity()
+        raw = json.loads(self.correction_path.read_text())
+        return Correction(**{k: raw[k] for k in asdict(Correction.identity()) if k in raw})
+
+    def _save_correction(self) -> None:
+        self.correction_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.correction_path.with_name(f"{self.correction_path.name}.{os.getpid()}")
+        partial.write_text(json.dumps(asdict(self.correction), indent=1))
+        partial.replace(self.correction_path)  # atomic: readers never see half a file
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    # ---- parts -------------------------------------------------------------------------------------
+
+    def _complete(self, entry: dict | None) -> bool:
+        return entry is not None and f"{self.memory_format}_ms" in entry
+
+    def missing(self, parts: Sequence[Part]) -> list[Part]:
+        """Parts without an entry in the table's memory format (each distinct key once)."""
+        seen: dict[str, Part] = {}
+        for p in parts:
+            if p.key not in seen and not self._complete(self.store.get(p.key)):
+                seen[p.key] = p
+        return list(seen.values())
+
+    def _time_parts(self, parts: Sequence[Part]) -> list[Timing]:
+        modules = [(p.build(), (self.config.batch, *p.in_shape)) for p in parts]
+        return measure_modules(modules, replace(self.config, memory_format=self.memory_format))
+
+    def _signature_index(self) -> dict[str, str]:
+        if self._signatures is None:
+            self._signatures = {e["signature"]: e["key"] for e in self.store.values()
+                                if "signature" in e and self._complete(e)}
+        return self._signatures
+
+    def _put(self, part: Part, signature: str, timing: dict, same_as: str | None = None) -> None:
+        old = {k: v for k, v in (self.store.get(part.key) or {}).items() if k != "key"}
+        extra = {"same_as": same_as} if same_as is not None else {}
+        self.store.put(part.key, {**old, **timing, "signature": signature, **extra})
+        self._signature_index().setdefault(signature, part.key)
+        if same_as is None:
+            self.costs.cost(part, self.config.batch)  # count its cost now: predictions need no counting
+        else:
+            self.costs.share(part, same_as, self.config.batch)
+
+    def plan(self, parts: Sequence[Part]) -> tuple[list[tuple[Part, str, str]], dict[str, list[Part]]]:
+        """The missing parts, sorted: those equal to a part in the table, as (part, signature, that part's
+        key), and the rest grouped by :func:`part_signature` (each group is measured once)."""
+        index = self._signature_index()
+        known: list[tuple[Part, str, str]] = []
+        by_signature: dict[str, list[Part]] = {}
+        for part in self.missing(parts):
+            signature = part_signature(part)
+            if signature in index:
+                known.append((part, signature, index[signature]))
+            else:
+                by_signature.setdefault(signature, []).append(part)
+        return known, by_signature
+
+    def profile(self, parts: Sequence[Part], group: int = 8,
+                progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+        """Profile every missing part in isolation (interleaved groups), in the table's memory format.
+
+        A part equal to one profiled (same :func:`part_signature`) shares its entry. Returns counts:
+        ``added`` (parts new to the table), ``measured`` and ``shared`` (added = measured + shared).
+        """
+        known, by_signature = self.plan(parts)
+        for part, signature, key in known:
+            self._put(part, signature, _timing_fields(self.store.get(key), self.memory_format), key)
+        total = len(known) + sum(len(same) for same in by_signature.values())
+        done, groups = len(known), list(by_signature.items())
+        if progress is not None and total:
+            progress(done, total)
+        for start in range(0, len(groups), group):
+            chunk = groups[start:start + group]
+            timings = self.timer([same[0] for _, same in chunk])
+            for (signature, same), t in zip(chunk, timings, strict=True):
+                fields = {f"{self.memory_format}_ms": t.median_ms, "iqr_ms": t.iqr_ms, "reps": t.reps}
+                self._put(same[0], signature, fields)
+                for other in same[1:]:
+                    self._put(other, signature, fields, same[0].key)
+                done += len(same)
+            if progress is not None:
+                progress(done, total)
+        return {"added": total, "measured": len(groups), "shared": total - len(groups)}
+
+    # ---- networks ----------------------------------------------------------------------------------
+
+    def group_sums(self, genotype: Genotype, resolution: int | None = None) -> dict[str, float]:
+        """Table sums per part group (stem, head, each family), their total and the part count.
+
+        Parts the table lacks are profiled first.
+        """
+        key = (genotype.hash(), resolution)
+        if key in self._sums:
+            return self._sums[key]
+        parts = network_parts(genotype, resolution)
+        self.profile(parts)
+        sums = dict.fromkeys((f"{g}_ms" for g in PART_GROUPS), 0.0)
+        for part in parts:
+            sums[f"{part.group}_ms"] += self.store.get(part.key)[f"{self.memory_format}_ms"]
+        sums["table_ms"] = sum(sums[f"{g}_ms"] for g in PART_GROUPS)
+        sums["parts"] = float(len(parts))
+        self._sums[key] = sums
+        return sums
+
+    def table_ms(self, genotype: Genotype, resolution: int | None = None) -> float:
+        """Sum of the table entries of ``genotype``'s parts."""
+        return self.group_sums(genotype, resolution)["table_ms"]
+
+    def clear_cache(self) -> None:
+        """Forget cached table sums (to time cold predictions)."""
+        self._sums.clear()
+
+    def correction_features(self, genotype: Genotype, resolution: int | None = None) -> dict[str, float]:
+        """Every feature a correction may use (see :data:`FULL_FEATURES`)."""
+        f = cost_features(genotype, self.config.batch, resolution, self.costs)
+        return {**self.group_sums(genotype, resolution), "one": 1.0,
+                "params_m": math.expm1(f["log_params"]) / 1e6, "mem_mb": math.expm1(f["log_mem"]) / 1e6}
+
+    def fit_correction(self, genotypes: Sequence[Genotype], measured_ms: Sequence[float],
+                       resolution: int | None = None, save: bool = True) -> Correction:
+        """Fit the correction on exactly these networks (measured whole on this device); save it if asked."""
+        rows = [self.correction_features(g, resolution) for g in genotypes]
+        self.correction = Correction.fit(rows, measured_ms)
+        if save:
+            self._save_correction()
+        return self.correction
+
+    def matches(self, conditions: dict) -> bool:
+        """Whether a measurement's conditions are this table's (fingerprint, batch, memory format)."""
+        mine = self.conditions(0)
+        return all(conditions.get(k) == mine[k] for k in ("fingerprint_id", "batch", "memory_format"))
+
+    def observe(self, genotype: Genotype, measured_ms: float, resolution: int | None = None,
+                conditions: dict | None = None) -> bool:
+        """Add one network measured whole to the correction's data and refit (see :meth:`observe_many`)."""
+        return self.observe_many([genotype], [measured_ms], resolution, conditions)
+
+    def observe_many(self, genotypes: Sequence[Genotype], measured_ms: Sequence[float], resolution: int | None = None,
+                     conditions: dict | None = None) -> bool:
+        """Add networks measured whole under this table's conditions, refit the correction on every network
+        observed so far and save it. With ``conditions`` (a measurement's) that are not the table's: nothing
+        is added and the result is False."""
+        if conditions is not None and not self.matches(conditions):
+            return False
+        for g, ms in zip(genotypes, measured_ms, strict=True):
+            self.observations.add(g, resolution or g.resolution, ms, self.correction_features(g, resolution))
+        self.refit()
+        return True
+
+    def refit(self) -> Correction:
+        """Fit the correction on every observed network and save it."""
+        rows, measured = [], []
+        for record in self.observations.records():
+            row = record["features"]
+            if not set(FULL_FEATURES) <= row.keys():  # written before a family was added: recount
+                genotype = with_scaling(parse_genotype(record["genotype"]), resolution=record["resolution"])
+                row = self.correction_features(genotype)
+            rows.append(row)
+            measured.append(record["measured_ms"])
+        self.correction = Correction.fit(rows, measured)
+        self._save_correction()
+        return self.correction
+
+    def calibrate(self, resolution: int) -> Correction:
+        """Measure the reference networks whole at ``resolution``, :data:`CALIBRATION_PASSES` times in a row,
+        and fit the correction on each network's fastest pass.
+
+        A slow phase of a shared machine only ever slows a measurement down, and one that covers the
+        calibration moves every later prediction (``experiments/results/calibration_spread.md``: with
+        one pass 66-92.5% of 200 random networks within 10% over 18 calibrations, with the faster of two
+        84.5-96% over 6).
+        """
+        networks = self.references(resolution)
+        self.notify(f"latency table: calibrating on {len(networks)} networks measured whole at resolution "
+                    f"{resolution}, {CALIBRATION_PASSES} passes (first use on this device, fingerprint "
+                    f"{self.fingerprint.id()})...")
+        for g in networks:
+            self.group_sums(g)  # their parts first, so the measurements below run back to back
+        passes = [self.measurer(networks) for _ in range(CALIBRATION_PASSES)]
+        self.observe_many(networks, [min(times) for times in zip(*passes, strict=True)])
+        return self.correction
+
+    def _measure_whole(self, genotypes: Sequence[Genotype]) -> list[float]:
+        return [m.median_ms for m in measure_many(genotypes, self.whole_config())]
+
+    def predict_interval(self, genotype: Genotype, resolution: int | None = None) -> Prediction:
+        """Corrected table sum, with the correction's out-of-fold residual quantiles as the interval.
+
+        The first prediction on a device without a correction calibrates one (:meth:`calibrate`). A
+        network too large to build is refused before any part of it is profiled.
+        """
+        check_size(with_scaling(genotype, resolution=resolution) if resolution else genotype)
+        if self.correction.n == 0:
+            self.correction = self._load_correction()  # another process may have calibrated meanwhile
+        if self.correction.n == 0:
+            self.calibrate(resolution or genotype.resolution)
+        return self.correction.interval(self.correction_features(genotype, resolution))
+
+    def predict(self, genotype: Genotype, resolution: int | None = None) -> float:
+        """Predicted latency (ms) of ``genotype``."""
+        return self.predict_interval(genotype, resolution).ms
+
+
+def _timing_fields(entry: dict, memory_format: str) -> dict:
+    return {f"{memory_format}_ms": entry[f"{memory_format}_ms"], "iqr_ms": entry.get("iqr_ms"),
+            "reps": entry.get("reps")}
+
+
+def space_parts(space: Space) -> list[Part]:
+    """Every distinct part the space can produce (stem, each block instance per stage, head).
+
+    Per stage it walks the reachable (input channels, input size) states, every allowed block type,
+    output width and combination of the family's searched values (a csp's with each inner family's),
+    for the first block (stage stride) and, when a stage may repeat, for the repeated block (stride 1,
+    in == out).
+    """
+    cfg = space.config
+    net = resolve(space.random_genotype(0))
+    parts: dict[str, Part] = {}
+
+    def add(part: Part) -> None:
+        parts.setdefault(part.key, part)
+
+    add(stem_part(net.stem_type, net.stem, net.in_channels, net.resolution))
+    states = {(net.stem["out"], net.stem_size)}
+    for i, stage in enumerate(cfg.stages):
+        path = f"space.stages[{i}]"
+        next_states = set()
+        for (in_ch, size), block_type in itertools.product(sorted(states), stage.types):
+            family = FAMILIES[block_type]
+            outs = [in_ch] if family.keeps_width(stage.stride) else stage.out
+            if stage.stride > 1 and size < 2:
+                continue
+            for out, combo in itertools.product(outs, space.value_combos(block_type)):
+                raw = {"type": block_type, "out": out, "stride": stage.stride, **combo}
+                try:
+                    params = parse_block(raw, path).params
+                    first = BlockArgs(in_ch, out, stage.stride, params)
+                    family.check(first, path)
+                except GenotypeError:
+                    continue
+                out_size = family.output_size(size, stage.stride)
+                add(block_part(block_type, first, size))
+                if max(stage.repeat) > 1:
+                    again = BlockArgs(out, out, 1, params)
+                    try:
+                        family.check(again, path)
+                    except GenotypeError:
+                        continue
+                    add(block_part(block_type, again, out_size))
+                next_states.add((out, out_size))
+        states = next_states
+    for in_ch, size in sorted(states):
+        add(head_part(net.head, in_ch, size))
+    return list(parts.values())
