@@ -44,7 +44,8 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from predictors.latency.measure import MeasureConfig, measure_many  # noqa: E402
+from predictors.latency.conditions import MeasureConfig  # noqa: E402
+from predictors.latency.measure import measure_many  # noqa: E402
 from predictors.latency.model import LatencyModel, Sample, accuracy_report, time_per_prediction  # noqa: E402
 from predictors.latency.parts import CostTable, cost_features, part_signature  # noqa: E402
 from predictors.latency.table import PART_PROFILE, LatencyTable, space_parts  # noqa: E402

@@ -1,4 +1,4 @@
-"""Benchmark the search strategies of ``nas.strategies.plan`` on the NAS-Bench-201 table.
+"""Benchmark the search strategies of ``nas.strategies`` on the NAS-Bench-201 table.
 
 The objective suggests one categorical parameter per cell edge (6 edges x 5 ops) and returns the
 200-epoch test accuracy of that cell from the table (maximised). Every trial counts as one query,
@@ -36,7 +36,7 @@ import optuna  # noqa: E402
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.strategies.plan import STRATEGIES, make_sampler  # noqa: E402
+from nas.strategies import STRATEGIES, make_sampler  # noqa: E402
 
 NB201_CSV = Path("/work/shared/data/nb201_all15625_test_acc_200ep.csv")
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")

@@ -4,7 +4,7 @@ profiles it), with the page faults of one forward: where a table sum and a whole
     python experiments/parts_in_network.py zoo:mobilenet_v2 [--default-allocator] [--threads 1]
 
 ``--default-allocator`` leaves glibc's adaptive thresholds as they are (what ``nas`` did before
-``predictors.latency.measure.steady_allocator``); by default the thresholds are fixed as ``nas`` fixes them.
+``predictors.latency.allocator.steady_allocator``); by default the thresholds are fixed as ``nas`` fixes them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from predictors.latency.measure import measure_modules, steady_allocator  # noqa: E402
+from predictors.latency.allocator import steady_allocator  # noqa: E402
+from predictors.latency.measure import measure_modules  # noqa: E402
 from predictors.latency.parts import network_parts  # noqa: E402
 from predictors.latency.table import PART_PROFILE  # noqa: E402
 from searchspace import build_model, load_genotype, with_scaling  # noqa: E402

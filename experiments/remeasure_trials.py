@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import optuna  # noqa: E402
 
-from predictors.latency.measure import MeasureConfig, measure_many  # noqa: E402
+from predictors.latency.conditions import MeasureConfig  # noqa: E402
+from predictors.latency.measure import measure_many  # noqa: E402
 from searchspace import load_genotype, with_scaling  # noqa: E402
 from searchspace.space import default_space  # noqa: E402
 

@@ -41,7 +41,8 @@ from compare_handdesigned import MATCHED, latency, match_width, names, run_confi
 import nas  # noqa: E402
 from nas.search.reward import reward_for  # noqa: E402
 from predictors.cost import count_macs, count_params  # noqa: E402
-from predictors.latency.measure import CAREFUL, measure_many  # noqa: E402
+from predictors.latency.conditions import CAREFUL  # noqa: E402
+from predictors.latency.measure import measure_many  # noqa: E402
 from predictors.training.proxy import train_proxy  # noqa: E402
 from predictors.training.recipe import data_keys  # noqa: E402
 from searchspace import Genotype, build, load_genotype, parse_genotype, with_scaling  # noqa: E402

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas import strategies
 from nas.search.reward import REWARDS
 from predictors.latency.fingerprint import BACKENDS as LATENCY_BACKENDS
 from predictors.training.config import ProxyConfig
@@ -27,7 +28,7 @@ BACKENDS = ("local", "ray")
 PRUNERS = ("median", "halving", "none")
 OBJECTIVES = ("latency", "macs")
 MIN_BUDGET_SECONDS = 10.0  # a trial loads, measures and trains: no budget below this can finish one
-STRATEGIES = ("auto", "surrogate", "evolution", "tpe", "nsga2", "random")  # nas.strategies.plan builds each but auto
+STRATEGY_CHOICES = ("auto", *strategies.STRATEGIES)  # nas.strategies builds each but auto, which the config resolves
 
 
 _UNITS_TIME = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -83,7 +84,7 @@ class SearchConfig:
                                         "FACTOR * T (0: never)", low=0.0)
     strategy: str = setting("auto", "search strategy: auto (surrogate; nsga2 for --reward pareto), surrogate, "
                                     "evolution, tpe, nsga2, random (see experiments/results/bench_strategies.md)",
-                            choices=STRATEGIES)
+                            choices=STRATEGY_CHOICES)
     population: int = setting(10, "evolution population size", low=2, high=100000)
     tournament: int = setting(3, "evolution tournament (sample) size", low=1, high=100000)
     trials: int | None = setting(None, "stop when the study holds this many finished trials (completed, "

@@ -16,6 +16,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
+from searchspace.builder import build
+from searchspace.genotype import Genotype
+
 
 def count_params(model: nn.Module) -> int:
     """Number of parameters (trainable or not)."""
@@ -32,6 +35,15 @@ def count_macs(model: nn.Module, resolution: int, in_channels: int = 3) -> int:
         model(x)
     model.train(was_training)
     return int(counter.get_total_flops() // 2)
+
+
+def params_and_macs(genotype: Genotype, num_classes: int | None = None, in_channels: int | None = None,
+                    resolution: int | None = None) -> tuple[int, int]:
+    """(params, MACs) of the network ``genotype`` builds, counted on one image at its own resolution
+    and input channels unless told otherwise (data with another channel count or size)."""
+    model = build(genotype, num_classes=num_classes, in_channels=in_channels)
+    channels = in_channels or genotype.input["channels"]
+    return count_params(model), count_macs(model, resolution or genotype.resolution, channels)
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from predictors.data.sources import (
-    DatasetError,
-    DatasetSpec,
-    load_dataset,
-    make_synthetic,
-    read_idx,
-    stratified_indices,
-)
+from predictors.data.idx import read_idx
+from predictors.data.load import load_dataset
+from predictors.data.spec import DatasetError, DatasetSpec
+from predictors.data.split import stratified_indices
+from predictors.data.synthetic import make_synthetic
 from searchspace import NasError
 
 

@@ -9,15 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-import predictors.latency.measure as latency
 import predictors.latency.parts as features
 from nas.cli import main
+from predictors.latency import measure, timing
 from predictors.latency.cache import LatencyCache
 from predictors.latency.calibration import FULL_FEATURES, SHRINKS, Correction
+from predictors.latency.conditions import MeasureConfig
 from predictors.latency.fingerprint import fingerprint
-from predictors.latency.measure import MeasureConfig, measure_latency, summarize
+from predictors.latency.measure import measure_latency
 from predictors.latency.model import LatencyModel, Sample, read_measurements
 from predictors.latency.table import LatencyTable, space_parts
+from predictors.latency.timing import summarize
 from searchspace import save_genotype
 from searchspace.errors import NasError
 from searchspace.space import Space, SpaceConfig, StageChoice
@@ -41,7 +43,7 @@ space:
 def cache_dir(tmp_path, monkeypatch):
     """Every test gets its own cache dir and fresh process-wide caches."""
     monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(latency, "_default_cache", None)
+    monkeypatch.setattr(measure, "_default_cache", None)
     monkeypatch.setattr(features, "_cost_table", None)
     return tmp_path / "cache"
 
@@ -74,8 +76,8 @@ def test_summarize_and_spread() -> None:
 def calls(monkeypatch) -> list[int]:
     """One entry per network actually measured (``make_runner`` call)."""
     made: list[int] = []
-    real = latency.make_runner
-    monkeypatch.setattr(latency, "make_runner", lambda *a, **k: made.append(1) or real(*a, **k))
+    real = timing.make_runner
+    monkeypatch.setattr(timing, "make_runner", lambda *a, **k: made.append(1) or real(*a, **k))
     return made
 
 

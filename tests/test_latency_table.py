@@ -8,9 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from predictors.latency.measure import MeasureConfig, Timing, summarize, time_runners
+from predictors.latency.conditions import MeasureConfig
 from predictors.latency.parts import CostTable, network_parts, part_signature
 from predictors.latency.table import PART_PROFILE, LatencyTable
+from predictors.latency.timing import Timing, summarize, time_runners
 from searchspace import parse_genotype, with_scaling
 from searchspace.space import Space, SpaceConfig, StageChoice
 

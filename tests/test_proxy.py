@@ -9,16 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-import predictors.training.proxy as proxy
-from predictors.data.sources import make_synthetic
-from predictors.training.proxy import (
-    NonFiniteLoss,
-    ProxyConfig,
-    ProxyError,
-    ProxyOutOfMemory,
-    proxy_genotype,
-    train_proxy,
-)
+import predictors.training.loop as loop
+from predictors.data.synthetic import make_synthetic
+from predictors.training.loop import NonFiniteLoss, ProxyError, ProxyOutOfMemory
+from predictors.training.proxy import ProxyConfig, proxy_genotype, train_proxy
 from searchspace import NasError, build, load_genotype
 
 TINY = {
@@ -91,8 +85,8 @@ def test_divergence_raises_non_finite_loss():
 
 
 def test_patched_nan_input_raises_non_finite_loss(monkeypatch):
-    real = proxy._normalize
-    monkeypatch.setattr(proxy, "_normalize", lambda *args: real(*args) * float("nan"))
+    real = loop._normalize
+    monkeypatch.setattr(loop, "_normalize", lambda *args: real(*args) * float("nan"))
     with pytest.raises(NonFiniteLoss) as info:
         train_proxy(TINY, small_config(subset=128))
     assert isinstance(info.value, NasError) and "epoch 1, step 1" in str(info.value)
@@ -102,7 +96,7 @@ def test_out_of_memory_is_its_own_error(monkeypatch):
     def oom(*args, **kwargs):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(proxy, "evaluate", oom)
+    monkeypatch.setattr(loop, "evaluate", oom)
     with pytest.raises(ProxyOutOfMemory, match="out of memory on cpu"):
         train_proxy(TINY, small_config(epochs=1, subset=128))
 
@@ -111,7 +105,7 @@ def test_other_runtime_errors_pass_through(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("shape mismatch")
 
-    monkeypatch.setattr(proxy, "evaluate", broken)
+    monkeypatch.setattr(loop, "evaluate", broken)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         train_proxy(TINY, small_config(epochs=1, subset=128))
 

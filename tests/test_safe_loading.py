@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from nas.cli import main
-from predictors.data.sources import DatasetError, load_dataset
+from predictors.data.load import load_dataset
+from predictors.data.spec import DatasetError
 from predictors.latency.model import LatencyModel, Sample, _regressor, as_arrays
 from searchspace import load_genotype, with_scaling
 from searchspace.errors import NasError

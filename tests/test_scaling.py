@@ -21,14 +21,14 @@ from nas.scaling.search import (
     grid_search,
     latency_ladder,
     latency_measure,
-    params_and_macs,
     proxy_config_at,
     round_resolution,
     scaled_fields,
     spread_subset,
 )
+from predictors.cost import params_and_macs
 from predictors.latency import measure as latency
-from predictors.latency.measure import MeasureConfig
+from predictors.latency.conditions import MeasureConfig
 from predictors.training.proxy import ProxyConfig
 from searchspace import load_genotype, parse_genotype, save_genotype
 from searchspace.resolve import resolve

@@ -11,7 +11,7 @@ import nas
 from nas.cli import main
 from nas.config import load_config
 from nas.search.run import search
-from predictors.training.proxy import NonFiniteLoss
+from predictors.training.loop import NonFiniteLoss
 from tests.search_helpers import TINY_SPACE, FakeCost, FakeTrainer, tiny_overrides
 
 

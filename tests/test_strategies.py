@@ -1,4 +1,4 @@
-"""Search strategies (nas.strategies.plan) and the NAS-Bench-201 benchmark harness on a synthetic table."""
+"""Search strategies (nas.strategies) and the NAS-Bench-201 benchmark harness on a synthetic table."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ import numpy as np
 import optuna
 import pytest
 
-from nas.strategies.plan import MUTATED_ATTR, PARENT_ATTR, STRATEGIES, make_sampler
+from nas.strategies import STRATEGIES, make_sampler
+from nas.strategies.held import AT_CHANCE
+from nas.strategies.plan import MUTATED_ATTR, PARENT_ATTR
 from searchspace.errors import NasError
+from searchspace.space import space_from_dict
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -116,7 +119,7 @@ def test_evolution_resumes_from_rdb_storage(tmp_path: Path) -> None:
 
 
 def test_unknown_strategy_names_the_allowed_ones() -> None:
-    with pytest.raises(NasError, match="'anneal' is not one of random, tpe, nsga2, evolution, surrogate"):
+    with pytest.raises(NasError, match="'anneal' is not one of surrogate, evolution, tpe, nsga2, random"):
         make_sampler("anneal")
     with pytest.raises(NasError, match="tournament"):
         make_sampler("evolution", population=3, tournament=5)
@@ -195,3 +198,25 @@ def test_pruned_points_are_never_proposed_again(name: str) -> None:
     study.optimize(objective, n_trials=20)
     keys = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(set(keys)) == len(keys)
+
+
+def test_random_plan_does_not_propose_a_network_that_failed_at_chance_again() -> None:
+    """A network trained to chance accuracy is held, though its trial failed: never proposed again."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    space = space_from_dict({"stages": [{"stride": 1, "out": [8], "repeat": [1], "types": ["basic"]}],
+                             "params": {"basic": {"kernel": [3, 5], "se": [0.0], "avg_down": [False],
+                                                  "act": ["relu"]}}})  # two networks in all
+
+    def objective(trial):
+        trial.set_user_attr("hash", space.sample(trial).hash())
+        if trial.number == 0:
+            trial.set_user_attr(AT_CHANCE, True)
+            raise RuntimeError("accuracy at chance")
+        return 1.0
+
+    for seed in range(8):
+        study = optuna.create_study(sampler=make_sampler("random", seed=seed, space=space))
+        study.optimize(objective, n_trials=2, catch=(RuntimeError,))
+        failed, second = study.trials
+        assert failed.state == optuna.trial.TrialState.FAIL
+        assert second.user_attrs["hash"] != failed.user_attrs["hash"]

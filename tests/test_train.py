@@ -14,15 +14,11 @@ from rich.console import Console
 
 import nas
 from nas.training.progress import TrainProgress
-from predictors.data.sources import (
-    DatasetSpec,
-    ImageFiles,
-    load_dataset,
-    load_imagefolder,
-    stream_imagefolder,
-)
+from predictors.data.imagefolder import ImageFiles, load_imagefolder, stream_imagefolder
+from predictors.data.load import load_dataset
+from predictors.data.spec import DatasetSpec
 from predictors.training.batches import crop_flip
-from predictors.training.proxy import Precision, precision_for
+from predictors.training.loop import Precision, precision_for
 from searchspace import NasError, build_model
 
 TINY = {

@@ -113,15 +113,13 @@ class ZeroCostScores:
     def __call__(self, genotype: Genotype) -> dict[str, float]:
         import torch
 
-        from predictors.cost import count_macs, count_params
+        from predictors.cost import params_and_macs
         from predictors.training.proxy import check_channels, proxy_genotype
         from predictors.zero_cost.scores import compute_proxies
         from searchspace import build, with_scaling
 
-        full = with_scaling(genotype, resolution=self.resolution)
-        net = build(full)
-        scores = {"macs": float(count_macs(net, self.resolution, full.input["channels"])),
-                  "params": float(count_params(net))}
+        params, macs = params_and_macs(with_scaling(genotype, resolution=self.resolution))
+        scores = {"macs": float(macs), "params": float(params)}
         small = proxy_genotype(genotype, self.proxy)
         x, y = self.batch()
         if x.shape[1] != small.input["channels"]:
@@ -135,7 +133,7 @@ class ZeroCostScores:
         if self._batch is None:
             import torch
 
-            from predictors.data.sources import load_dataset
+            from predictors.data.load import load_dataset
             from predictors.training.batches import channel_stats, prepare_tensors
 
             data = load_dataset(self.proxy.dataset_spec())

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import csv
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nas.auditing.config import REFERENCE, REFERENCE_NAME, overrides_text
+from nas.auditing.result import AuditResult
+from nas.common.figures import pyplot, save_figure
+from nas.common.text import cost_text
 from searchspace.textio import atomic_file, write_text_atomic
-
-if TYPE_CHECKING:
-    from nas.auditing.run import AuditResult
 
 CSV_FIRST = ("candidate", "hash", "cost", "training", "seed_index", "seed", "state", "accuracy", "epochs",
              "train_seconds", "wall_seconds")
@@ -40,10 +40,6 @@ def _f(value: float | None, digits: int = 3) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def _cost(value: float, unit: str) -> str:
-    return f"{value:.2f} ms" if unit == "ms" else f"{value / 1e6:.1f}M MACs"
-
-
 def markdown(result: AuditResult) -> str:
     """The audit's report: what was compared, the agreement table, seed noise, the candidates."""
     options = result.plan.options
@@ -53,8 +49,8 @@ def markdown(result: AuditResult) -> str:
     if result.command:
         lines += ["```", result.command, "```", ""]
     lines += [f"{len(result.candidates)} candidates from the search config's space, costing "
-              f"{_cost(min(costs), result.unit)} to {_cost(max(costs), result.unit)} (target T = "
-              f"{_cost(result.target, result.unit)}; picked from {options.pool} random networks, evenly spread "
+              f"{cost_text(min(costs), result.unit)} to {cost_text(max(costs), result.unit)} (target T = "
+              f"{cost_text(result.target, result.unit)}; picked from {options.pool} random networks, evenly spread "
               f"over {options.cost_low:g} T .. {options.cost_high:g} T). Each is trained with every setting "
               f"under {options.seeds} seed(s) and once with the reference. Trainings done: {result.done} of {total}.",
               ""]
@@ -116,7 +112,7 @@ def candidates_table(result: AuditResult) -> list[str]:
     for c in result.candidates:
         accs = [result.accuracies(j.training, j.seed_index)[c.index] for j in jobs]
         macs, params = c.free.get("macs"), c.free.get("params")
-        lines.append(f"| {c.index} | {_cost(c.cost, result.unit)} | "
+        lines.append(f"| {c.index} | {cost_text(c.cost, result.unit)} | "
                      f"{'-' if macs is None else f'{macs / 1e6:.3g}M'} | "
                      f"{'-' if params is None else f'{params / 1e6:.3g}M'} | "
                      + " | ".join(_f(a, 4) for a in accs) + " |")
@@ -134,11 +130,7 @@ def failures(result: AuditResult) -> list[str]:
 
 def plot_scatter(result: AuditResult) -> None:
     """One panel per setting: seed-mean proxy accuracy (each seed faint) against the reference."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(result.plan.settings)
     reference = result.accuracies(REFERENCE_NAME)
     seeds = result.plan.options.seeds
@@ -159,9 +151,7 @@ def plot_scatter(result: AuditResult) -> None:
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     fig.tight_layout()
-    with atomic_file(result.folder / "audit.png", binary=True) as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, result.folder / "audit.png", dpi=110)
 
 
 def _row_tau(result: AuditResult, name: str) -> float:

@@ -11,12 +11,7 @@ import time
 from collections import defaultdict
 from typing import TextIO
 
-
-def clock(seconds: float) -> str:
-    """``h:mm:ss`` or ``m:ss``."""
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+from nas.common.text import clock
 
 
 class AuditProgress:

@@ -17,11 +17,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,98 +35,23 @@ from nas.auditing.config import (
     resolve_settings,
     training_key,
 )
+from nas.auditing.outputs import write_outputs
 from nas.auditing.progress import AuditProgress
+from nas.auditing.result import AuditResult, Job, Plan
 from nas.auditing.stats import ScoreRow, SeedNoise, baseline_rows, compare, seed_noise, setting_rows
+from nas.common.text import cost_text
 from nas.config import SearchConfig, load_config
 from nas.search.cost_models import CostModel, cost_model_for
 from nas.search.scoring import Trainer, failure_reason
 from predictors.training.config import ProxyConfig
 from searchspace.errors import NasError
+from searchspace.jsonl import JsonlStore
 from searchspace.settings import apply_settings
 from searchspace.space import space_from_dict
 from searchspace.textio import load_json, read_text, write_text_atomic
 
 STORE = "trainings.jsonl"
 CANDIDATES = "candidates.json"
-
-
-@dataclass
-class Job:
-    """One training of every candidate: a setting under one seed, or the reference."""
-
-    training: str        # a setting's name, or "reference"
-    seed_index: int      # 0, 1, ... (the proxy seed is the setting's seed + this)
-    config: ProxyConfig
-
-    @property
-    def label(self) -> str:
-        return self.training if self.training == REFERENCE_NAME else f"{self.training} seed {self.seed_index}"
-
-
-@dataclass
-class Plan:
-    """What an audit trains, resolved and checked before any work."""
-
-    options: AuditConfig
-    settings: dict[str, ProxyConfig]
-    reference: ProxyConfig
-    jobs: list[Job]
-
-
-@dataclass
-class AuditResult:
-    """An audit's outcome: the candidates, one record per candidate x training, the table."""
-
-    folder: Path
-    plan: Plan
-    candidates: list[Candidate]
-    records: list[dict[str, Any]]
-    rows: list[ScoreRow] = field(default_factory=list)
-    noise: dict[str, SeedNoise | None] = field(default_factory=dict)
-    unit: str = "ms"
-    target: float = 0.0
-    command: str = ""
-
-    @property
-    def done(self) -> int:
-        return sum(1 for r in self.records if r["state"] != "missing")
-
-    def accuracies(self, training: str, seed_index: int = 0) -> list[float]:
-        """Per candidate, the accuracy of one training (NaN where it failed or has not run)."""
-        out = {r["candidate"]: r["accuracy"] for r in self.records
-               if r["training"] == training and r["seed_index"] == seed_index}
-        return [_number(out.get(c.index)) for c in self.candidates]
-
-
-class TrainingStore:
-    """Finished trainings, one JSON line each, appended as each ends; a line torn by a kill is skipped."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.records: dict[str, dict[str, Any]] = {}
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
-        self._newline_first = bool(text) and not text.endswith("\n")
-        for line in text.splitlines():
-            try:
-                record = json.loads(line)
-                self.records[record["key"]] = record
-            except (ValueError, KeyError, TypeError):
-                continue
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self.records.get(key)
-
-    def add(self, record: dict[str, Any]) -> None:
-        """Append one record with a single write (and fsync), so a kill loses at most this line."""
-        line = ("\n" if self._newline_first else "") + json.dumps(record) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self._newline_first = False
-        self.records[record["key"]] = record
 
 
 @dataclass
@@ -139,7 +63,7 @@ class HeldDataTrainer:
     _data: Any = None
 
     def __call__(self, genotype, report=None):
-        from predictors.data.sources import load_dataset
+        from predictors.data.load import load_dataset
         from predictors.training.proxy import train_proxy
 
         if self._data is None:
@@ -191,7 +115,7 @@ def audit(config: SearchConfig | str | Path | None = None, settings: Mapping[str
         raise NasError(f"out: cannot create {str(folder)!r}: {err.strerror or err}") from None
     candidates = load_or_pick(config, plan.options, folder, cost_model, free_scores, progress)
     result = AuditResult(folder, plan, candidates, [], unit=config.unit, target=config.target, command=command)
-    store = TrainingStore(folder / STORE)
+    store = JsonlStore(folder / STORE)
     try:
         train_all(result, store, trainer_for or HeldDataTrainer, progress)
     except KeyboardInterrupt:
@@ -238,12 +162,12 @@ def load_or_pick(config: SearchConfig, options: AuditConfig, folder: Path, cost_
 
 def num_classes(proxy: ProxyConfig) -> int:
     """Classes of the proxy data (a bad data folder fails here, before any training)."""
-    from predictors.data.sources import load_dataset
+    from predictors.data.load import load_dataset
 
     return load_dataset(proxy.dataset_spec()).num_classes
 
 
-def train_all(result: AuditResult, store: TrainingStore, trainer_for: Callable[[ProxyConfig], Trainer],
+def train_all(result: AuditResult, store: JsonlStore, trainer_for: Callable[[ProxyConfig], Trainer],
               progress: AuditProgress) -> None:
     """Every training the store lacks, candidate by candidate; tables rewritten after each candidate."""
     pending, seen = [], set()
@@ -260,11 +184,11 @@ def train_all(result: AuditResult, store: TrainingStore, trainer_for: Callable[[
             trainers[job.label] = trainer_for(job.config)
         trainer = trainers[job.label]
         record = run_training(trainer, candidate, job)
-        store.add(record)
+        store.put(record["key"], record)
         remaining[job.training] -= 1
         outcome = f"acc {record['accuracy']:.4f}" if record["accuracy"] is not None else f"failed: {record['reason']}"
         progress.trained(f"{job.label}, candidate {candidate.index + 1}/{len(result.candidates)} "
-                         f"({_cost_text(candidate.cost, result.unit)})", job.training, record["wall_seconds"],
+                         f"({cost_text(candidate.cost, result.unit)})", job.training, record["wall_seconds"],
                          outcome, done, len(pending), dict(remaining))
         if done == len(pending) or pending[done][0] is not candidate:
             finish(result, store, plot=False)
@@ -288,10 +212,8 @@ def run_training(trainer: Trainer, candidate: Candidate, job: Job) -> dict[str, 
     return record
 
 
-def finish(result: AuditResult, store: TrainingStore, plot: bool) -> None:
+def finish(result: AuditResult, store: JsonlStore, plot: bool) -> None:
     """Records and statistics from the store, then the output files."""
-    from nas.auditing.outputs import write_outputs
-
     result.records = [_row(c, job, store.get(training_key(c.genotype.hash(), job.config)))
                       for c in result.candidates for job in result.plan.jobs]
     result.rows, result.noise = statistics(result)
@@ -334,9 +256,3 @@ def _row(candidate: Candidate, job: Job, stored: dict[str, Any] | None) -> dict[
             "reason": stored.get("reason")}
 
 
-def _number(value: Any) -> float:
-    return math.nan if value is None else float(value)
-
-
-def _cost_text(cost: float, unit: str) -> str:
-    return f"{cost:.2f} ms" if unit == "ms" else f"{cost / 1e6:.1f}M MACs"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from nas.export.timm.grammar import SETTING_PARAMS
+    from nas.commands.flags import add_flags
+    from nas.export.timm.grammar import TimmSettings
 
     p = sub.add_parser("import", help="import a network definition as a genotype",
                        description="Turn another library's network definition into a genotype.")
@@ -21,13 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("arch_def", metavar="ARCH_DEF", help="arch_def literal, or a file (literal or export JSON)")
     t.add_argument("-o", "--output", help="write the genotype here (.yaml or .json); default: print YAML")
     t.add_argument("--name", help="genotype name (default: the JSON's name, else timm_import)")
-    for param in SETTING_PARAMS:
-        flag = "--" + param.name.replace("_", "-")
-        if param.kind is bool:
-            t.add_argument(flag, action="store_true", default=None, help=param.doc)
-        else:
-            t.add_argument(flag, type=param.kind, default=None,
-                           help=f"{param.doc}; {param.allowed()} (default {param.default})")
+    add_flags(t, TimmSettings)
     p.set_defaults(func=run)
 
 
@@ -57,18 +52,18 @@ def _read(source: str) -> tuple[list[list[str]], dict, str | None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nas.commands.flags import flag_values
     from nas.export.timm.convert import timm_to_genotype
-    from nas.export.timm.grammar import SETTING_PARAMS
+    from nas.export.timm.grammar import SETTING_KEYS, TimmSettings
     from searchspace import check_size, genotype_text, save_genotype
+    from searchspace.settings import from_text
     from searchspace.textio import check_output_file
 
     if args.output:
         check_output_file(args.output, "-o/--output")
     arch_def, settings, name = _read(args.arch_def)
-    for param in SETTING_PARAMS:
-        value = getattr(args, param.name)
-        if value is not None:
-            settings[param.name] = value
+    for key, text in flag_values(args, TimmSettings).items():
+        settings[key] = from_text(SETTING_KEYS[key], text, f"settings.{key}")
     genotype = timm_to_genotype(arch_def, settings, name=args.name or name or "timm_import")
     check_size(genotype)  # a genotype too big to build is refused here, not at its first use
     if args.output:

@@ -20,13 +20,11 @@ those conditions (backend, threads, memory format, batch, resolution) unless fla
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
 
 ACTIONS = ("build-lut", "fit", "validate")
-CONDITION_FLAGS = ("backend", "device", "threads", "batch", "memory_format")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -114,24 +112,12 @@ def _search_config(args: argparse.Namespace):
     return load_config(args.config)
 
 
-def _measure_config(args: argparse.Namespace, search=None, base=None):
-    """Defaults < ``base`` (e.g. a genotype's recorded conditions) < the search config < flags."""
-    from dataclasses import replace
+def _measure_config(args: argparse.Namespace, search=None):
+    """The measurement config of the flags over the search config's latency settings."""
+    from predictors.latency.request import measure_config
 
-    from predictors.latency.fingerprint import check_backend
-    from predictors.latency.measure import MeasureConfig, memory_format_of
-
-    config = base or MeasureConfig()
-    if search is not None:
-        config = replace(config, backend=search.latency_backend, threads=search.latency_threads)
-    flags = {name: getattr(args, name) for name in CONDITION_FLAGS if getattr(args, name) is not None}
-    flags |= {name: getattr(args, name) for name in ("warmup", "reps") if getattr(args, name) is not None}
-    config = replace(config, **flags)
-    check_backend(config.backend, config.device)
-    memory_format_of(config)  # checks --memory-format
-    if config.reps < config.min_reps:
-        config = replace(config, min_reps=config.reps)
-    return config
+    settings = None if search is None else {"backend": search.latency_backend, "threads": search.latency_threads}
+    return measure_config(vars(args), settings)
 
 
 def _space(args: argparse.Namespace, search):
@@ -158,92 +144,40 @@ def _cache(args: argparse.Namespace):
 
 
 def _genotype_and_config(args: argparse.Namespace):
-    """The scaled genotype at the resolution to use and the measurement config: flags first, then the
-    genotype's ``provenance.latency_conditions``, then the defaults (saying so on stderr when recorded
-    conditions are used)."""
-    from dataclasses import replace
-
+    """The scaled genotype at the resolution to use and the measurement config (see
+    :func:`predictors.latency.request.request_for`), saying on stderr when recorded conditions are used."""
     from nas.commands.show import load_scaled
-    from predictors.latency.measure import config_from_conditions
-    from searchspace import with_scaling
+    from predictors.latency.request import CONDITION_FLAGS, request_for
 
     args.genotype = args.target
-    genotype = load_scaled(args)
-    recorded = genotype.provenance.get("latency_conditions")
-    base = config_from_conditions(recorded, where="provenance.latency_conditions") if recorded else None
-    config = _measure_config(args, base=base)
-    if args.resolution is None and config.resolution is not None:
-        genotype = with_scaling(genotype, resolution=config.resolution)
-    config = replace(config, resolution=None)  # the genotype carries it
-    if recorded:
+    request = request_for(load_scaled(args), vars(args))
+    if request.recorded:
         overridden = [f"--{n.replace('_', '-')}" for n in (*CONDITION_FLAGS, "resolution") if getattr(args, n) is not None]
-        print(f"nas latency: using the conditions recorded in the genotype's provenance ({_describe(config, genotype)})"
+        print(f"nas latency: using the conditions recorded in the genotype's provenance ({request.describe()})"
               + (f"; {', '.join(overridden)} from the command line" if overridden else ""), file=sys.stderr)
-        _warn_other_device(recorded, config)
-    return genotype, config
-
-
-def _describe(config, genotype) -> str:
-    from predictors.latency.fingerprint import resolve_threads
-    from predictors.latency.measure import memory_format_of
-
-    return (f"{config.backend} on {config.device}, {resolve_threads(config.threads)} thread(s), "
-            f"{memory_format_of(config)}, batch {config.batch}, resolution {genotype.resolution}")
-
-
-def _warn_other_device(recorded: dict, config) -> None:
-    from predictors.latency.fingerprint import fingerprint
-
-    here = fingerprint(config.backend, config.device, config.threads).id()
-    if recorded.get("fingerprint_id") and recorded["fingerprint_id"] != here:
-        print(f"nas latency: note: recorded on another device or setting (fingerprint {recorded['fingerprint_id']}; "
-              f"here {here}): expect a different number", file=sys.stderr)
+        here = request.other_fingerprint()
+        if here is not None:
+            print(f"nas latency: note: recorded on another device or setting (fingerprint "
+                  f"{request.recorded['fingerprint_id']}; here {here}): expect a different number", file=sys.stderr)
+    return request.genotype, request.config
 
 
 def _one(args: argparse.Namespace) -> int:
-    from predictors.latency.measure import (
-        ALLOCATOR_HOWTO,
-        CHANNELS_LAST_HOWTO,
-        measure_latency,
-        memory_format_of,
-        steady_allocator,
-    )
+    from predictors.latency.request import latency_report
     from searchspace.errors import NasError
 
     genotype, config = _genotype_and_config(args)
     predicting = args.predict or args.model or args.lut
     if args.measure and not predicting:
         raise NasError("--measure: only with --predict (measuring is the default without it)")
-    fmt = memory_format_of(config)
-    out: dict = {"genotype": genotype.name, "hash": genotype.hash(), "backend": config.backend,
-                 "device": config.device, "batch": config.batch, "resolution": genotype.resolution,
-                 "memory_format": fmt}
-    table = None
-    if predicting:
-        predictor = _predictor(args, config)
-        table = None if args.model else predictor
-        start = time.perf_counter()
-        pred = predictor.predict_interval(genotype)
-        out.update(predictor="model" if args.model else "lut", predicted_ms=pred.ms, low_ms=pred.low_ms,
-                   high_ms=pred.high_ms, predict_seconds=time.perf_counter() - start)
-        if table is not None:
-            out["conditions"] = table.conditions(genotype.resolution)
-    if not predicting or args.measure:
-        m = measure_latency(genotype, config, cache=_cache(args))
-        out.update(measured_ms=m.median_ms, iqr_ms=m.iqr_ms, reps=m.reps, noisy=m.noisy, cached=m.cached,
-                   threads=m.threads, memory_format=m.memory_format, fingerprint=m.fingerprint,
-                   conditions=m.conditions)
-        if predicting:
-            out["error_pct"] = 100.0 * (out["predicted_ms"] - m.median_ms) / m.median_ms
-        if table is not None:  # a noisy number would teach the correction noise: not added
-            out["added_to_correction"] = not m.noisy and table.observe(genotype, m.median_ms, conditions=m.conditions)
-        if m.noisy:
-            print(f"nas latency: warning: noisy measurement (IQR {m.iqr_ms:.3g} ms of median {m.median_ms:.3g} ms); "
-                  "close other programs or use --threads", file=sys.stderr)
-    if out["memory_format"] == "channels_last":
-        out["how_to_run"] = CHANNELS_LAST_HOWTO
-    if config.device == "cpu" and steady_allocator():
-        out["allocator_howto"] = ALLOCATOR_HOWTO
+    predictor = _predictor(args, config) if predicting else None
+    model, table = (predictor, None) if args.model else (None, predictor)
+    measuring = not predicting or args.measure
+    out = latency_report(genotype, config, model=model, table=table, measure=measuring,
+                         cache=_cache(args) if measuring else None)
+    if out.get("noisy"):
+        print(f"nas latency: warning: noisy measurement (IQR {out['iqr_ms']:.3g} ms of median {out['measured_ms']:.3g} "
+              "ms); close other programs or use --threads", file=sys.stderr)
     if args.json:
         print(json.dumps(out))
         return 0
@@ -365,7 +299,8 @@ def _fit(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from predictors.latency.measure import measure_many
-    from predictors.latency.model import LatencyModel, accuracy_report, time_per_prediction
+    from predictors.latency.model import LatencyModel
+    from predictors.latency.validation import sample_genotypes, validation_report, write_measurements
     from searchspace.textio import check_output_file
 
     if args.out:
@@ -373,28 +308,16 @@ def _validate(args: argparse.Namespace) -> int:
     search = _search_config(args)
     space = _space(args, search)
     config = _measure_config(args, search)
-    genotypes = [space.random_genotype(args.seed * 100003 + i) for i in range(args.n)]
+    genotypes = sample_genotypes(space, args.n, args.seed)
     measured = measure_many(genotypes, config, _cache(args), progress=_progress("validate"))
-    ms = [m.median_ms for m in measured]
-    report: dict = {"n": len(ms), "noisy": sum(m.noisy for m in measured),
-                    "median_spread": sorted(m.iqr_ms / m.median_ms for m in measured)[len(ms) // 2],
-                    "conditions": measured[0].conditions if measured else None}
-    predictors = {}
+    predictors = {}  # loaded after measuring, as a table may measure parts on first use
     if args.lut:
         predictors["lut"] = _table(config)
     if args.model:
         predictors["model"] = LatencyModel.load(args.model)
-    for name, predictor in predictors.items():
-        predicted = [predictor.predict(g) for g in genotypes]
-        report[name] = {**accuracy_report(ms, predicted),
-                        "seconds_per_prediction": time_per_prediction(predictor.predict, genotypes)}
+    report = validation_report(genotypes, measured, predictors)
     if args.out:
-        with open(args.out, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["genotype", "latency_ms", "iqr_ms", "hash", "resolution", "batch"])
-            for g, m in zip(genotypes, measured, strict=True):
-                writer.writerow([json.dumps(g.to_dict(), separators=(",", ":")), f"{m.median_ms:.6g}", f"{m.iqr_ms:.4g}",
-                                 m.genotype_hash, m.resolution, m.batch])
+        write_measurements(args.out, genotypes, measured)
         report["out"] = args.out
     if args.json:
         print(json.dumps(report))

@@ -200,8 +200,9 @@ def _family(base, name, coeffs, phis, grid, measure, out: Path, quiet: bool) -> 
 
 def _ladder(base, name, coeffs, budgets, grid, measure, out: Path, quiet: bool) -> int:
     from nas.scaling.report import ladder_report, rung_provenance
-    from nas.scaling.search import latency_ladder, params_and_macs
+    from nas.scaling.search import latency_ladder
     from nas.search.outputs import write_best
+    from predictors.cost import params_and_macs
 
     if not quiet:
         print(f"latency ladder for {base.name} along alpha {coeffs.alpha:g}, beta {coeffs.beta:g}, gamma "

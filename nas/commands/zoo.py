@@ -18,15 +18,13 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from predictors.cost import count_macs, count_params
+    from predictors.cost import count_params, params_and_macs
     from searchspace import build, load_genotype, zoo_names
 
     table = Table("name", "params", "MACs", "resolution", "hash", title="nas reference zoo")
     for name in zoo_names():
         genotype = load_genotype(f"zoo:{name}")
-        model = build(genotype)
-        params = count_params(model)
-        macs = None if args.no_macs else count_macs(model, genotype.resolution)
+        params, macs = (count_params(build(genotype)), None) if args.no_macs else params_and_macs(genotype)
         row = {"name": name, "params": params, "macs": macs, "resolution": genotype.resolution,
                "hash": genotype.hash()}
         if args.json:

@@ -23,8 +23,12 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from predictors.latency.measure import CAREFUL, DEFAULT, MeasureConfig, Timing, measure_many
-from predictors.training.proxy import ProxyConfig, ProxyError, train_proxy
+from predictors.cost import params_and_macs
+from predictors.latency.conditions import CAREFUL, MeasureConfig
+from predictors.latency.measure import DEFAULT, measure_many
+from predictors.latency.timing import Timing
+from predictors.training.loop import ProxyError
+from predictors.training.proxy import ProxyConfig, train_proxy
 from searchspace import Genotype, with_scaling
 from searchspace.errors import GenotypeError, NasError
 
@@ -171,7 +175,7 @@ def best_point(results: Sequence[GridPoint]) -> GridPoint:
 
 Probe = Timing
 """A probe: median and quartiles (``median_ms``, ``q25_ms``, ``q75_ms``, ``iqr_ms``, ``reps``) of one
-network's latency; a :class:`predictors.latency.measure.Timing`, or a ``Measurement``, which also carries the
+network's latency; a :class:`predictors.latency.timing.Timing`, or a ``Measurement``, which also carries the
 device ``fingerprint``."""
 Measure = Callable[[Sequence[Genotype], bool], list[Probe]]
 """``measure(genotypes, careful)``: one probe per genotype, measured together (interleaved rounds, so
@@ -345,13 +349,6 @@ class Member:
     latency: Probe | None = None
 
 
-def params_and_macs(genotype: Genotype) -> tuple[int, int]:
-    """(params, MACs) of the genotype as built, at its own resolution."""
-    from predictors.cost import count_macs, count_params
-    from searchspace import build
-
-    model = build(genotype)
-    return count_params(model), count_macs(model, genotype.resolution, genotype.input["channels"])
 
 
 def scale_family(genotype: Genotype, coeffs: Coefficients, phis: Sequence[float], name: str,

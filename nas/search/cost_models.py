@@ -34,11 +34,9 @@ class MacsCost:
     unit: str = "macs"
 
     def cost(self, genotype: Genotype) -> float:
-        from predictors.cost import count_macs
-        from searchspace import build
+        from predictors.cost import params_and_macs
 
-        target = with_scaling(genotype, resolution=self.resolution)
-        return float(count_macs(build(target), self.resolution, target.input["channels"]))
+        return float(params_and_macs(with_scaling(genotype, resolution=self.resolution))[1])
 
 
 @dataclass
@@ -55,11 +53,12 @@ class MeasuredLatency:
         return float(self.measure([genotype])[0].median_ms)
 
     def measure(self, genotypes: Sequence[Genotype], careful: bool = False) -> list:
-        """:class:`predictors.latency.measure.Measurement` of each genotype, timed together in interleaved rounds.
+        """:class:`predictors.latency.conditions.Measurement` of each genotype, timed together in interleaved rounds.
 
         ``careful``: longer rounds, never from the cache (for the finalists and the winner's figure).
         """
-        from predictors.latency.measure import CAREFUL, MeasureConfig, measure_many
+        from predictors.latency.conditions import CAREFUL, MeasureConfig
+        from predictors.latency.measure import measure_many
 
         base = CAREFUL if careful else MeasureConfig()
         config = replace(base, backend=self.backend, threads=self.threads, batch=1, resolution=self.resolution)
@@ -89,7 +88,7 @@ class TableLatency(PredictedLatency):
     each search that uses it."""
 
     def measure(self, genotypes: Sequence[Genotype], careful: bool = False) -> list:
-        """:class:`predictors.latency.measure.Measurement` of each genotype, side by side, never from the cache
+        """:class:`predictors.latency.conditions.Measurement` of each genotype, side by side, never from the cache
         (:meth:`MeasuredLatency.measure` under the table's backend and threads), added to the table."""
         table = self.predictor
         measurer = MeasuredLatency(table.config.backend, table.config.threads, self.resolution, cache=None)

@@ -14,6 +14,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from nas.common.figures import pyplot, save_figure
 from nas.search.progress import describe
 from nas.search.storage import NO_HEARTBEAT
 from searchspace import Genotype, parse_genotype, save_genotype
@@ -72,11 +73,7 @@ def pareto_front(rows: list[dict]) -> list[dict]:
 def plot_pareto(path: Path, rows: list[dict], front: list[dict], target: float, unit: str,
                 references: dict[str, float]) -> None:
     """Accuracy vs cost of every completed trial, the front, the target and reference networks."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     done = [r for r in rows if r["state"] == "COMPLETE" and r["cost"] is not None]
     scale = 1.0 if unit == "ms" else 1e-6
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -98,9 +95,7 @@ def plot_pareto(path: Path, rows: list[dict], front: list[dict], target: float, 
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, fontsize=8, frameon=False)  # above the axes
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_file(path, binary=True) as f:
-        fig.savefig(f, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def write_best(path: Path, genotype: Genotype, provenance: dict) -> Path:

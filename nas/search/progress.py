@@ -7,10 +7,7 @@ import time
 
 from optuna.trial import TrialState
 
-
-def _clock(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
+from nas.common.text import clock, cost_text
 
 
 def describe(genotype) -> str:
@@ -40,7 +37,7 @@ class Progress:
             left.append(self.budget - elapsed)
         if self.trials is not None and done:
             left.append(elapsed / done * (self.trials - done))
-        return f"~{_clock(min(left))} left" if left else f"{_clock(elapsed)} elapsed"
+        return f"~{clock(min(left))} left" if left else f"{clock(elapsed)} elapsed"
 
     @property
     def stream(self):
@@ -58,16 +55,11 @@ class Progress:
         total = f"/{self.trials}" if self.trials else ""
         self._print(f"[trial {number + 1}{total}] {describe(genotype)}")
 
-    def _fmt_cost(self, cost: float | None) -> str:
-        if cost is None:
-            return "?"
-        return f"{cost:.2f} ms" if self.unit == "ms" else f"{cost / 1e6:.1f}M MACs"
-
     def finished(self, study, trial) -> None:
         attrs = trial.user_attrs
         done = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
         if trial.state == TrialState.COMPLETE:
-            status = (f"acc {attrs.get('accuracy', float('nan')):.4f}  cost {self._fmt_cost(attrs.get('cost'))}  "
+            status = (f"acc {attrs.get('accuracy', float('nan')):.4f}  cost {cost_text(attrs.get('cost'), self.unit)}  "
                       f"reward {trial.values[0]:.4f}")
             if len(trial.values) == 1 and (study.best_trial.number == trial.number):
                 self.best = f"#{trial.number} {status}"

@@ -18,10 +18,10 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from nas.search.outputs import write_trials
-from nas.search.scoring import TrialRecord, below_chance, record_attrs, reuse_earlier, score_candidate
+from nas.search.scoring import TrialRecord, record_attrs, score_or_reuse
 from nas.search.storage import open_storage
 from nas.search.study import Run, earlier_trial
-from nas.strategies.plan import make_sampler
+from nas.strategies import make_sampler
 from searchspace.errors import NasError
 
 RECORD = "record"  # the metric that carries a finished trial's record (its user attributes)
@@ -60,12 +60,9 @@ def _trainable(params: dict[str, Any], run: Run) -> None:
         cfg.proxy.threads = 1
     study = optuna.load_study(study_name=run.study_name, storage=open_storage(run.storage))
     earlier = earlier_trial(study, genotype.hash(), len(study.get_trials(deepcopy=False)))
-    if earlier is not None:
-        record = reuse_earlier(TrialRecord(genotype), earlier)
-    else:
-        cost: dict[str, float] = {}
-        record = score_candidate(genotype, run.scorer, _epoch_reporter(run, cost), on_cost=lambda c: cost.update(cost=c))
-        record = below_chance(record, run.scorer.chance)
+    cost: dict[str, float] = {}
+    record = score_or_reuse(genotype, run.scorer, earlier, _epoch_reporter(run, cost),
+                            on_cost=lambda c: cost.update(cost=c))
     final = {"epoch": (record.epochs or 0) + 1, "reward": record.reward if record.reward is not None else -1.0,
              RECORD: {"state": record.state, **record_attrs(record, backend="ray")}}
     tune.report(final)

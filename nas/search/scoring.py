@@ -18,11 +18,11 @@ from typing import Any, Protocol
 
 from nas.search.cost_models import CostModel
 from nas.search.reward import Reward
+from nas.strategies.held import AT_CHANCE
 from searchspace import Genotype
 
 REASON = "reason"
 DUPLICATE = "duplicate_of"
-AT_CHANCE = "at_chance"
 RESULT_ATTRS = ("accuracy", "cost", "reward", "epochs", "params")  # what a repeat copies from its original
 CHANCE_MARGIN = 0.02  # an accuracy within this of chance (1 / classes) means the candidate learned nothing
 
@@ -134,6 +134,15 @@ def score_candidate(genotype: Genotype, scorer: Scorer, report: Report | None = 
     record.train_seconds, record.params = float(result.train_seconds), int(result.params)
     record.reward = scorer.reward(record.accuracy, record.cost)
     return record
+
+
+def score_or_reuse(genotype: Genotype, scorer: Scorer, earlier=None, report: Report | None = None,
+                   on_cost: Callable[[float], None] | None = None) -> TrialRecord:
+    """The record of ``earlier`` (a FrozenTrial of the same network: never retrained), else a fresh score
+    whose accuracy at chance makes it a failure. Both backends score every candidate through this."""
+    if earlier is not None:
+        return reuse_earlier(TrialRecord(genotype), earlier)
+    return below_chance(score_candidate(genotype, scorer, report, on_cost), scorer.chance)
 
 
 def below_chance(record: TrialRecord, chance: float) -> TrialRecord:

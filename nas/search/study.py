@@ -25,22 +25,19 @@ from nas.search.outputs import write_trials
 from nas.search.progress import Progress
 from nas.search.reward import reward_for
 from nas.search.scoring import (
-    AT_CHANCE,
     REASON,
     FinalistTrainer,
     ProxyTrainer,
     Pruned,
     Scorer,
     Trainer,
-    TrialRecord,
-    below_chance,
     record_attrs,
     record_values,
-    reuse_earlier,
-    score_candidate,
+    score_or_reuse,
 )
 from nas.search.storage import driver_url, fail_dead_workers_trials, open_storage
-from nas.strategies.plan import make_sampler
+from nas.strategies import make_sampler
+from nas.strategies.held import holds_network
 from searchspace.errors import NasError
 from searchspace.space import Space, space_from_dict
 from searchspace.textio import check_folder_creatable, write_text_atomic
@@ -98,7 +95,7 @@ def prepare_run(config: SearchConfig, cost_model: CostModel | None = None, train
 
 def dataset_classes(config: SearchConfig) -> int:
     """Load the proxy dataset once up front (a bad --proxy-data-dir fails before any trial)."""
-    from predictors.data.sources import load_dataset
+    from predictors.data.load import load_dataset
 
     return load_dataset(config.proxy.dataset_spec()).num_classes
 
@@ -150,15 +147,11 @@ class Objective:
             self.progress.candidate(trial.number, genotype)
         self.current = trial
         earlier = earlier_trial(trial.study, genotype.hash(), trial.number)
-        if earlier is not None:  # the same network again (another params path to it): never retrained
-            record = reuse_earlier(TrialRecord(genotype), earlier)
-        else:
-            try:
-                record = score_candidate(genotype, self.run.scorer, self._reporter(trial))
-            except KeyboardInterrupt:  # recorded while the trial still runs (Optuna then marks it failed)
-                trial.set_user_attr(REASON, INTERRUPTED)
-                raise
-            record = below_chance(record, self.run.scorer.chance)
+        try:
+            record = score_or_reuse(genotype, self.run.scorer, earlier, self._reporter(trial))
+        except KeyboardInterrupt:  # recorded while the trial still runs (Optuna then marks it failed)
+            trial.set_user_attr(REASON, INTERRUPTED)
+            raise
         for key, value in record_attrs(record).items():
             trial.set_user_attr(key, value)
         if record.state == "PRUNED":
@@ -187,8 +180,7 @@ def earlier_trial(study: optuna.Study, genotype_hash: str, number: int) -> optun
     another worker, or trained to chance accuracy), if any. Other failures do not count: a failure (out
     of memory, interrupted) may not happen again."""
     for t in study.get_trials(deepcopy=False):
-        held = t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) or t.user_attrs.get(AT_CHANCE)
-        if held and t.number < number and t.user_attrs.get("hash") == genotype_hash:
+        if holds_network(t) and t.number < number and t.user_attrs.get("hash") == genotype_hash:
             return t
     return None
 

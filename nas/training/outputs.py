@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from predictors.training.proxy import EpochEnd, EpochStats
+from nas.common.figures import pyplot, save_figure
+from predictors.training.loop import EpochEnd, EpochStats
 from searchspace import Genotype, NasError, load_genotype, save_genotype
 from searchspace.textio import atomic_file, write_text_atomic
 
@@ -134,11 +135,7 @@ def write_metrics(out: Path, history: list[EpochStats]) -> None:
 
 def write_curves(out: Path, history: list[EpochStats], title: str) -> None:
     """``curves.png``: training loss and validation accuracy per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     epochs = [h.epoch for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     left.plot(epochs, [h.train_loss for h in history], marker="o")
@@ -147,9 +144,7 @@ def write_curves(out: Path, history: list[EpochStats], title: str) -> None:
     right.set(xlabel="epoch", ylabel="validation accuracy")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    with atomic_file(out / CURVES, binary=True) as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / CURVES, dpi=100)
 
 
 def write_result(out: Path, result: dict) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from predictors.training.proxy import EpochStats
+from predictors.training.loop import EpochStats
 
 
 def epoch_line(stats: EpochStats, epochs: int, best: float) -> str:

@@ -1,7 +1,7 @@
 """Full training of a genotype: ``nas train`` and ``nas.train(...)``.
 
 The network is the genotype with its width multiplied by ``width``, at ``resolution``, for the data's
-classes; it trains in the proxy's loop (:func:`predictors.training.proxy.fit`) with the recipe of
+classes; it trains in the proxy's loop (:func:`predictors.training.loop.fit`) with the recipe of
 :class:`~predictors.training.recipe.TrainConfig`. After every epoch ``last.pt`` (the loop's whole state)
 and, when validation accuracy improved, ``best.pt`` (weights) are written; the test split is used
 once, at the end, on ``best.pt``. The folder's files are described in :mod:`nas.training.outputs`.
@@ -31,7 +31,10 @@ from searchspace import Genotype, NasError, load_genotype, parse_genotype
 from searchspace.settings import apply_settings, hashed_dict
 
 if TYPE_CHECKING:
-    from predictors.training.proxy import LoopProgress
+    import torch
+
+    from predictors.training.batches import TrainData
+    from predictors.training.loop import LoopProgress, ProxyResult
 
 
 @dataclass
@@ -110,50 +113,82 @@ def train(genotype: Genotype | str | dict, config: TrainConfig | None = None, *,
     ``resume=True``); ``progress`` receives the loop's progress (:class:`nas.training.progress.TrainProgress`).
     Bad input raises :class:`searchspace.NasError` with one line naming what is wrong.
     """
-    from predictors.latency.measure import torch_threads
-    from predictors.training.batches import training_data
-    from predictors.training.proxy import (
-        LoopOptions,
-        build_network,
-        check_channels,
-        check_proxy_config,
-        evaluate,
-        fit,
-        precision_for,
-    )
+    from predictors.latency.timing import torch_threads
+    from predictors.training.proxy import check_proxy_config
 
     started = time.perf_counter()
     config = train_config(config, **settings)
     device = check_proxy_config(config, prefix="")
     source = load_genotype(genotype)
     with torch_threads(config.threads) if config.threads else nullcontext():
-        data = training_data(config, device)
-        trained = trained_genotype(source, config, data.num_classes)
-        norm = (data.mean, data.std, check_channels(data.in_channels, trained, "train"))
-        out = Path(config.out) if config.out else default_out(trained, config)
-        recipe = hashed_dict(config)
-        normalize = {"mean": data.mean.flatten().tolist(), "std": data.std.flatten().tolist()}
-        saved = open_run(out, trained, recipe, config.resume)
-        model = build_network(trained, data.num_classes, config, device)
-        options = LoopOptions(amp=config.amp, progress=progress, name="train",
-                              on_epoch=EpochWriter(out, trained, recipe, normalize), resume=saved)
-        run = fit(model, config, data.train, data.val, norm, options=options,
-                  params=sum(p.numel() for p in model.parameters()))
-        model.load_state_dict(read_checkpoint(out / BEST))  # the test split is used once, on the best epoch
-        test_accuracy = evaluate(model, data.test, norm, config, precision_for(device, config.amp))
+        setup = _prepare(source, config, device)
+        run, test_accuracy = _fit_and_test(setup, config, device, progress)
+    result = _train_result(setup, run, test_accuracy, config, device, started)
+    _write_outputs(setup, run, result, config)
+    return result
+
+
+@dataclass
+class _Setup:
+    """What the run is made from, fixed before training starts."""
+
+    trained: Genotype               # the genotype as trained (:func:`trained_genotype`)
+    data: TrainData
+    norm: tuple                     # (mean, std, input channels) of the input normalisation
+    out: Path                       # the run folder
+    normalize: dict[str, list[float]]  # ``norm``'s mean and std as plain lists, for the outputs
+
+
+def _prepare(source: Genotype, config: TrainConfig, device: torch.device) -> _Setup:
+    """Load the data, fit the genotype to it and pick the run folder; nothing is written yet."""
+    from predictors.training.batches import training_data
+    from predictors.training.proxy import check_channels
+
+    data = training_data(config, device)
+    trained = trained_genotype(source, config, data.num_classes)
+    norm = (data.mean, data.std, check_channels(data.in_channels, trained, "train"))
+    out = Path(config.out) if config.out else default_out(trained, config)
+    normalize = {"mean": data.mean.flatten().tolist(), "std": data.std.flatten().tolist()}
+    return _Setup(trained, data, norm, out, normalize)
+
+
+def _fit_and_test(setup: _Setup, config: TrainConfig, device: torch.device,
+                  progress: LoopProgress | None) -> tuple[ProxyResult, float]:
+    """Run the loop (writing checkpoints, resuming from ``last.pt`` if asked), then test ``best.pt``."""
+    from predictors.training.loop import LoopOptions, evaluate, fit, precision_for
+    from predictors.training.proxy import build_network
+
+    recipe = hashed_dict(config)
+    saved = open_run(setup.out, setup.trained, recipe, config.resume)
+    model = build_network(setup.trained, setup.data.num_classes, config, device)
+    on_epoch = EpochWriter(setup.out, setup.trained, recipe, setup.normalize)
+    options = LoopOptions(amp=config.amp, progress=progress, name="train", on_epoch=on_epoch, resume=saved)
+    run = fit(model, config, setup.data.train, setup.data.val, setup.norm, options=options,
+              params=sum(p.numel() for p in model.parameters()))
+    model.load_state_dict(read_checkpoint(setup.out / BEST))  # the test split is used once, on the best epoch
+    return run, evaluate(model, setup.data.test, setup.norm, config, precision_for(device, config.amp))
+
+
+def _train_result(setup: _Setup, run: ProxyResult, test_accuracy: float, config: TrainConfig,
+                  device: torch.device, started: float) -> TrainResult:
+    trained, data = setup.trained, setup.data
     best = max(run.history, key=lambda h: h.val_accuracy)  # the first epoch with the best accuracy
-    result = TrainResult(
-        out=str(out), test_accuracy=test_accuracy, best_val_accuracy=best.val_accuracy, best_epoch=best.epoch,
-        epochs=run.epochs_run, params=run.params, macs=_macs(trained, data.num_classes, config.resolution, norm[2]),
+    return TrainResult(
+        out=str(setup.out), test_accuracy=test_accuracy, best_val_accuracy=best.val_accuracy, best_epoch=best.epoch,
+        epochs=run.epochs_run, params=run.params,
+        macs=_macs(trained, data.num_classes, config.resolution, setup.norm[2]),
         genotype=trained.name, genotype_hash=trained.hash(), seed=config.seed, device=str(device),
         train_seconds=run.train_seconds, wall_seconds=time.perf_counter() - started, dataset=config.dataset,
         num_classes=data.num_classes, resolution=config.resolution, width=config.width, images=data.sizes,
-        normalize=normalize, classes=data.classes, config=dataclasses.asdict(config))
-    write_metrics(out, run.history)
-    write_curves(out, run.history, f"{trained.name} ({config.dataset}, seed {config.seed}): test accuracy "
-                                   f"{test_accuracy:.4f}")
-    write_result(out, result.to_dict())
-    return result
+        normalize=setup.normalize, classes=data.classes, config=dataclasses.asdict(config))
+
+
+def _write_outputs(setup: _Setup, run: ProxyResult, result: TrainResult, config: TrainConfig) -> None:
+    write_metrics(setup.out, run.history)
+    title = (f"{setup.trained.name} ({config.dataset}, seed {config.seed}): "
+             f"test accuracy {result.test_accuracy:.4f}")
+    write_curves(setup.out, run.history, title)
+    write_result(setup.out, result.to_dict())
 
 
 def _macs(genotype: Genotype, num_classes: int, resolution: int, in_channels: int) -> int:

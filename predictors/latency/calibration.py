@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from predictors.latency.cache import JsonlStore
 from searchspace.blocks import FAMILIES
 from searchspace.genotype import Genotype
+from searchspace.jsonl import JsonlStore
 
 PART_GROUPS = ("stem", "head", *FAMILIES)
 GROUP_FEATURES = tuple(f"{g}_ms" for g in PART_GROUPS)

@@ -23,9 +23,10 @@ import torch
 from torch import nn
 
 from predictors.cost import OpCost, op_cost
-from predictors.latency.cache import JsonlStore, cache_dir
+from predictors.latency.cache import cache_dir
 from searchspace.blocks import FAMILIES, BlockArgs
 from searchspace.genotype import Genotype
+from searchspace.jsonl import JsonlStore
 from searchspace.resolve import ResolvedNetwork, resolve, with_scaling
 from searchspace.stems import Head, build_stem
 

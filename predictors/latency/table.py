@@ -4,7 +4,7 @@ The table is persisted per device fingerprint and batch (``lut-v<scheme>-<finger
 the cache dir) and needs no set-up: the parts a network needs that the table lacks are profiled
 when it is first predicted, and on the first prediction without a correction a few reference
 networks are measured whole to fit one (:mod:`predictors.latency.calibration`). Parts are profiled
-in the memory format whole networks are measured in (:func:`predictors.latency.measure.memory_format_of`),
+in the memory format whole networks are measured in (:func:`predictors.latency.conditions.memory_format_of`),
 a part stops repeating once its spread is small, and parts that build the same module on the same
 input shape are profiled once (:func:`predictors.latency.parts.part_signature`). Every network
 measured whole under the table's conditions can be added with :meth:`LatencyTable.observe`, which
@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from predictors.latency.cache import TIMING_SCHEME, JsonlStore, cache_dir
+from predictors.latency.cache import TIMING_SCHEME, cache_dir
 from predictors.latency.calibration import (
     FULL_FEATURES,
     PART_GROUPS,
@@ -31,15 +31,9 @@ from predictors.latency.calibration import (
     Prediction,
     reference_networks,
 )
+from predictors.latency.conditions import MeasureConfig, conditions_of, memory_format_of
 from predictors.latency.fingerprint import fingerprint
-from predictors.latency.measure import (
-    MeasureConfig,
-    Timing,
-    conditions_of,
-    measure_many,
-    measure_modules,
-    memory_format_of,
-)
+from predictors.latency.measure import measure_many, measure_modules
 from predictors.latency.parts import (
     CostTable,
     Part,
@@ -51,9 +45,11 @@ from predictors.latency.parts import (
     part_signature,
     stem_part,
 )
+from predictors.latency.timing import Timing
 from searchspace.blocks import FAMILIES, BlockArgs
 from searchspace.errors import GenotypeError
 from searchspace.genotype import Genotype, parse_block
+from searchspace.jsonl import JsonlStore
 from searchspace.resolve import parse_genotype, resolve, with_scaling
 from searchspace.size import check_size
 from searchspace.space import Space

@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from predictors.data.sources import DatasetError, ImageFiles, load_dataset, stream_imagefolder
+from predictors.data.imagefolder import ImageFiles, stream_imagefolder
+from predictors.data.load import load_dataset
+from predictors.data.spec import DatasetError
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, C, H, W) and int64 labels, on the device
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -89,7 +91,7 @@ class TensorChunks:
 
 
 class FileBatches:
-    """Shuffled batches of an :class:`~predictors.data.sources.ImageFiles` split, decoded by DataLoader workers."""
+    """Shuffled batches of an :class:`~predictors.data.imagefolder.ImageFiles` split, decoded by DataLoader workers."""
 
     def __init__(self, files: ImageFiles, batch_size: int, workers: int, device: torch.device,
                  augment: Augment | None = None) -> None:
@@ -115,7 +117,7 @@ class FileBatches:
 
 
 class FileChunks:
-    """An :class:`~predictors.data.sources.ImageFiles` split, in order, decoded by DataLoader workers."""
+    """An :class:`~predictors.data.imagefolder.ImageFiles` split, in order, decoded by DataLoader workers."""
 
     def __init__(self, files: ImageFiles, size: int, workers: int, device: torch.device) -> None:
         self.files, self.size, self.workers, self.device = files, size, workers, device

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from predictors.data.spec import DATASET_NAMES, DatasetSpec
 from searchspace.settings import setting
 
-DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder", "synthetic")
 OPTIMIZERS = ("sgd", "adamw")
 
 
@@ -44,9 +44,7 @@ class ProxyConfig:
                                    "evaluation (0: keep the running averages)", low=0)
     download: bool = setting(False, "download the dataset if missing (fashion-mnist, cifar10/100)")
 
-    def dataset_spec(self):
-        """The data this proxy trains on (a :class:`predictors.data.sources.DatasetSpec`)."""
-        from predictors.data.sources import DatasetSpec
-
+    def dataset_spec(self) -> DatasetSpec:
+        """The data this proxy trains on (a :class:`predictors.data.spec.DatasetSpec`)."""
         return DatasetSpec(self.dataset, self.data_dir, self.seed, self.subset, self.val_subset,
                            self.val_fraction, self.resolution, self.download)

@@ -3,7 +3,7 @@
 :class:`TrainConfig` is the proxy's :class:`~predictors.training.config.ProxyConfig` with the defaults of a
 real training run (all images, more epochs, label smoothing, augmentation, BN statistics as trained)
 and the keys only a real run has (mixed precision, DataLoader workers, output folder,
-resume). Both run through the one loop in :mod:`predictors.training.proxy`. Every field is a key of
+resume). Both run through the one loop in :mod:`predictors.training.loop`. Every field is a key of
 ``nas.train(...)`` and a flag of ``nas train`` (``--weight-decay``), validated from the declaration.
 """
 
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from predictors.training.config import DATASET_NAMES, ProxyConfig
+from predictors.data.spec import DATASET_NAMES
+from predictors.training.config import ProxyConfig
 from searchspace.errors import NasError
 from searchspace.settings import META, setting
 

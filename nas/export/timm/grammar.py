@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields
 from searchspace.errors import NasError
 from searchspace.layers import ACTIVATIONS, GATES, make_divisible
 from searchspace.params import MAX_CHANNELS, MAX_CLASSES, Param, check_params
+from searchspace.settings import declared, setting
 
 KINDS = ("ir", "ds", "dsa", "er", "cn")
 OTHER_TIMM_KINDS = {"uir": "universal inverted residual", "mha": "multi-head attention",
@@ -160,61 +161,38 @@ def check_arch_def(value: object) -> list[list[str]]:
     return [list(stage) for stage in value]
 
 
-SETTING_PARAMS = (
-    Param("model", str, "efficientnet", "timm class: efficientnet (1x1 conv-BN-act head before pooling) or "
-          "mobilenetv3 (pool, then 1x1 conv with bias + act: our head.hidden)",
-          choices=("efficientnet", "mobilenetv3")),
-    Param("stem", int, 32, "stem_size: stem conv width (before width scaling)", low=1, high=MAX_CHANNELS),
-    Param("stem_kernel", int, 3, "stem conv kernel (EfficientNet's stem_kernel_size)", choices=(1, 3, 5, 7)),
-    Param("num_features", int, 1280, "efficientnet: head conv width (0 = none); mobilenetv3: width of "
-          "the conv after pooling (our head.hidden); before width scaling", low=0, high=MAX_CHANNELS),
-    Param("act", str, "relu", "act_layer: stem, head and every block without an n<act> option",
-          choices=ACTIVATIONS),
-    Param("se_gate", str, "sigmoid", "SE gate_layer", choices=GATES),
-    Param("se_act", str, None, "SE force_act_layer (null: the block's own activation)",
-          choices=ACTIVATIONS, nullable=True),
-    Param("se_from", str, None, "SE width from the block input (EfficientNet) or the expanded width "
-          "(MobileNetV3 se_from_exp); null: the class default", choices=("input", "expanded"), nullable=True),
-    Param("se_divisor", int, 1, "SE rd_round_fn: 1 = round(), 4 or 8 = round_channels(divisor)",
-          choices=(1, 4, 8)),
-    Param("explicit_mid", bool, False, "record expansion as explicit mid widths (MobileNetV3-style "
-          "genotypes) instead of expand ratios"),
-    Param("width", float, 1.0, "channel_multiplier (round_channels)", low=0.05, high=16.0),
-    Param("depth", float, 1.0, "depth_multiplier (decode_arch_def, ceil)", low=0.05, high=16.0),
-    Param("divisor", int, 8, "channel divisor of round_channels", choices=(1, 2, 4, 8, 16)),
-    Param("resolution", int, 224, "input resolution (input.resolution)", low=8, high=4096),
-    Param("scaled_resolution", int, None, "resolution of this variant (scaling.resolution)",
-          low=8, high=4096, nullable=True),
-    Param("in_chans", int, 3, "input channels", low=1, high=MAX_CHANNELS),
-    Param("num_classes", int, 1000, "classifier outputs", low=1, high=MAX_CLASSES),
-    Param("dropout", float, 0.0, "drop_rate before the classifier", low=0.0, high=0.99),
-    Param("pool", str, "avg", "global_pool", choices=("avg", "max")),
-)
-
-
 @dataclass
 class TimmSettings:
-    """What a timm model takes besides the arch_def (channel counts before width scaling)."""
+    """What a timm model takes besides the arch_def (channel counts before width scaling); each field
+    is declared once here, and the validator and ``nas import timm``'s flags read it."""
 
-    model: str = "efficientnet"
-    stem: int = 32
-    stem_kernel: int = 3
-    num_features: int = 1280
-    act: str = "relu"
-    se_gate: str = "sigmoid"
-    se_act: str | None = None
-    se_from: str | None = None
-    se_divisor: int = 1
-    explicit_mid: bool = False
-    width: float = 1.0
-    depth: float = 1.0
-    divisor: int = 8
-    resolution: int = 224
-    scaled_resolution: int | None = None
-    in_chans: int = 3
-    num_classes: int = 1000
-    dropout: float = 0.0
-    pool: str = "avg"
+    model: str = setting("efficientnet", "timm class: efficientnet (1x1 conv-BN-act head before pooling) or "
+                         "mobilenetv3 (pool, then 1x1 conv with bias + act: our head.hidden)",
+                         choices=("efficientnet", "mobilenetv3"))
+    stem: int = setting(32, "stem_size: stem conv width (before width scaling)", low=1, high=MAX_CHANNELS)
+    stem_kernel: int = setting(3, "stem conv kernel (EfficientNet's stem_kernel_size)", choices=(1, 3, 5, 7))
+    num_features: int = setting(1280, "efficientnet: head conv width (0 = none); mobilenetv3: width of the "
+                                "conv after pooling (our head.hidden); before width scaling", low=0, high=MAX_CHANNELS)
+    act: str = setting("relu", "act_layer: stem, head and every block without an n<act> option",
+                       choices=ACTIVATIONS)
+    se_gate: str = setting("sigmoid", "SE gate_layer", choices=GATES)
+    se_act: str | None = setting(None, "SE force_act_layer (null: the block's own activation)",
+                                 choices=ACTIVATIONS)
+    se_from: str | None = setting(None, "SE width from the block input (EfficientNet) or the expanded width "
+                                  "(MobileNetV3 se_from_exp); null: the class default", choices=("input", "expanded"))
+    se_divisor: int = setting(1, "SE rd_round_fn: 1 = round(), 4 or 8 = round_channels(divisor)", choices=(1, 4, 8))
+    explicit_mid: bool = setting(False, "record expansion as explicit mid widths (MobileNetV3-style genotypes) "
+                                 "instead of expand ratios")
+    width: float = setting(1.0, "channel_multiplier (round_channels)", low=0.05, high=16.0)
+    depth: float = setting(1.0, "depth_multiplier (decode_arch_def, ceil)", low=0.05, high=16.0)
+    divisor: int = setting(8, "channel divisor of round_channels", choices=(1, 2, 4, 8, 16))
+    resolution: int = setting(224, "input resolution (input.resolution)", low=8, high=4096)
+    scaled_resolution: int | None = setting(None, "resolution of this variant (scaling.resolution)",
+                                            low=8, high=4096)
+    in_chans: int = setting(3, "input channels", low=1, high=MAX_CHANNELS)
+    num_classes: int = setting(1000, "classifier outputs", low=1, high=MAX_CLASSES)
+    dropout: float = setting(0.0, "drop_rate before the classifier", low=0.0, high=0.99)
+    pool: str = setting("avg", "global_pool", choices=("avg", "max"))
 
     @property
     def se_from_exp(self) -> bool:
@@ -223,6 +201,10 @@ class TimmSettings:
     def round_channels(self, channels: int) -> int:
         """timm's ``round_channels(c, multiplier=width, divisor=divisor)`` (rounds even at 1.0)."""
         return make_divisible(channels * self.width, self.divisor)
+
+
+SETTING_KEYS = declared(TimmSettings)
+SETTING_PARAMS: tuple[Param, ...] = tuple(key.param for key in SETTING_KEYS.values())
 
 
 def settings_from_dict(raw: dict) -> TimmSettings:

@@ -1,0 +1,1 @@
+"""Small helpers the engine's packages share: text formats and figures."""
