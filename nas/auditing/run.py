@@ -21,7 +21,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +42,11 @@ from nas.common.text import cost_text
 from nas.config import SearchConfig, load_config
 from nas.search.cost_models import CostModel, cost_model_for
 from nas.search.scoring import Trainer, failure_reason
+from nas.search.setup import dated_name, make_folder, searched_space
 from predictors.training.config import ProxyConfig
 from searchspace.errors import NasError
 from searchspace.jsonl import JsonlStore
 from searchspace.settings import apply_settings
-from searchspace.space import space_from_dict
 from searchspace.textio import load_json, read_text, write_text_atomic
 
 STORE = "trainings.jsonl"
@@ -107,12 +106,8 @@ def audit(config: SearchConfig | str | Path | None = None, settings: Mapping[str
     config = config if isinstance(config, SearchConfig) else load_config(config)
     plan = make_plan(config, audit_options(options, settings, **keys))
     progress = progress or AuditProgress()
-    folder = Path(folder) if folder is not None else Path(config.runs_dir) / (
-        config.name or datetime.now().strftime("audit-%Y%m%d-%H%M%S"))
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise NasError(f"out: cannot create {str(folder)!r}: {err.strerror or err}") from None
+    folder = Path(folder) if folder is not None else Path(config.runs_dir) / (config.name or dated_name("audit"))
+    make_folder(folder, "out")
     candidates = load_or_pick(config, plan.options, folder, cost_model, free_scores, progress)
     result = AuditResult(folder, plan, candidates, [], unit=config.unit, target=config.target, command=command)
     store = JsonlStore(folder / STORE)
@@ -143,8 +138,7 @@ def load_or_pick(config: SearchConfig, options: AuditConfig, folder: Path, cost_
             raise NasError(f"out: {str(folder)!r} holds an audit of another search config or other candidate "
                            f"keys (--candidates, --pool, --cost-low, --cost-high); use another --name")
         return [Candidate.from_dict(raw) for raw in saved["candidates"]]
-    space = space_from_dict(config.space)
-    space.config.head["num_classes"] = num_classes(config.proxy)
+    space = searched_space(config)
     cost_model = cost_model or cost_model_for(config)
     t = config.target
 
@@ -158,13 +152,6 @@ def load_or_pick(config: SearchConfig, options: AuditConfig, folder: Path, cost_
                                                          options.zero_cost_batch))
     write_text_atomic(path, json.dumps({"key": key, "candidates": [c.to_dict() for c in candidates]}, indent=1))
     return candidates
-
-
-def num_classes(proxy: ProxyConfig) -> int:
-    """Classes of the proxy data (a bad data folder fails here, before any training)."""
-    from predictors.data.load import load_dataset
-
-    return load_dataset(proxy.dataset_spec()).num_classes
 
 
 def train_all(result: AuditResult, store: JsonlStore, trainer_for: Callable[[ProxyConfig], Trainer],

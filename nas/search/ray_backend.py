@@ -18,9 +18,9 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from nas.search.outputs import write_trials
-from nas.search.scoring import TrialRecord, record_attrs, score_or_reuse
+from nas.search.scoring import TrialRecord, earlier_trial, record_attrs, score_or_reuse
+from nas.search.setup import Run
 from nas.search.storage import open_storage
-from nas.search.study import Run, earlier_trial
 from nas.strategies import make_sampler
 from searchspace.errors import NasError
 

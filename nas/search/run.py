@@ -10,6 +10,7 @@ from pathlib import Path
 from nas.config import SearchConfig
 from nas.search.cost_models import CostModel
 from nas.search.finalists import Retrain, finalists_table
+from nas.search.local import run_local
 from nas.search.outputs import (
     REFERENCE_NETWORKS,
     pareto_front,
@@ -21,7 +22,7 @@ from nas.search.outputs import (
 )
 from nas.search.progress import Progress
 from nas.search.scoring import Trainer
-from nas.search.study import Run, create_study, prepare_run, run_local
+from nas.search.setup import Run, create_study, prepare_run
 from nas.search.winner import Winner, choose_winner
 from searchspace import load_genotype
 from searchspace.errors import NasError
@@ -41,7 +42,7 @@ def search(config: SearchConfig, quiet: bool = False, cost_model: CostModel | No
     """Run a search as configured and write ``runs/<name>/``; returns where things are.
 
     ``cost_model``, ``trainer`` and ``retrain`` (the finalists' trainer) replace the configured ones
-    (:func:`nas.search.study.prepare_run`).
+    (:func:`nas.search.setup.prepare_run`).
     """
     run = prepare_run(config, cost_model, trainer, retrain)
     study = create_study(run)

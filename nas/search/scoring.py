@@ -14,12 +14,16 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nas.search.cost_models import CostModel
 from nas.search.reward import Reward
-from nas.strategies.held import AT_CHANCE
+from nas.strategies.held import AT_CHANCE, holds_network
 from searchspace import Genotype
+
+if TYPE_CHECKING:  # optuna is loaded by the loop that passes a study in
+    from optuna.study import Study
+    from optuna.trial import FrozenTrial
 
 REASON = "reason"
 DUPLICATE = "duplicate_of"
@@ -134,6 +138,16 @@ def score_candidate(genotype: Genotype, scorer: Scorer, report: Report | None = 
     record.train_seconds, record.params = float(result.train_seconds), int(result.params)
     record.reward = scorer.reward(record.accuracy, record.cost)
     return record
+
+
+def earlier_trial(study: Study, genotype_hash: str, number: int) -> FrozenTrial | None:
+    """The first trial before ``number`` that holds the same network (completed, pruned, running in
+    another worker, or trained to chance accuracy), if any. Other failures do not count: a failure (out
+    of memory, interrupted) may not happen again."""
+    for t in study.get_trials(deepcopy=False):
+        if holds_network(t) and t.number < number and t.user_attrs.get("hash") == genotype_hash:
+            return t
+    return None
 
 
 def score_or_reuse(genotype: Genotype, scorer: Scorer, earlier=None, report: Report | None = None,

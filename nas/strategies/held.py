@@ -3,7 +3,7 @@
 A network is held while its trial is finished, pruned or running, or when it failed at chance accuracy
 (it trained fully and learned nothing: a result, not an accident). Other failures (out of memory, an
 interrupted run) may not happen again, so their networks may be retried. The search loop
-(:func:`nas.search.study.earlier_trial`) and the random plan (:class:`nas.strategies.plan.PlanSampler`)
+(:func:`nas.search.scoring.earlier_trial`) and the random plan (:class:`nas.strategies.plan.PlanSampler`)
 both read it here. optuna is imported on first use: :mod:`nas.search.scoring` reads ``AT_CHANCE``
 without it.
 """

@@ -36,8 +36,8 @@ FULL_FEATURES = (*GROUP_FEATURES, *EXTRA_FEATURES)
 SHRINKS = (3.0, 30.0, 300.0)
 FOLDS = 10  # out-of-fold residuals for the interval
 # the log error every prediction of one calibration shares (the machine a little faster or slower than while
-# it calibrated), which its residuals cannot show: 3%, from this machine's benchmarks (median prediction
-# error -2.7% and +2.6% in two runs of experiments/bench_latency.py; see experiments/README.md)
+# it calibrated), which its residuals cannot show: 3%, the size of the median prediction error of whole
+# calibrations in experiments/bench_latency.py (see experiments/README.md)
 SHARED_ERROR = 0.03
 # first-use calibration: two common zoo networks and one single-family default-space member per family
 REFERENCE_ZOO = ("mobilenet_v3_small", "resnet18")
