@@ -11,7 +11,7 @@ import torch
 
 import predictors.latency.parts as features
 from nas.cli import main
-from predictors.latency import measure, timing
+from predictors.latency import timing
 from predictors.latency.cache import LatencyCache
 from predictors.latency.calibration import FULL_FEATURES, SHRINKS, Correction
 from predictors.latency.conditions import MeasureConfig
@@ -43,8 +43,6 @@ space:
 def cache_dir(tmp_path, monkeypatch):
     """Every test gets its own cache dir and fresh process-wide caches."""
     monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(measure, "_default_cache", None)
-    monkeypatch.setattr(features, "_cost_table", None)
     return tmp_path / "cache"
 
 

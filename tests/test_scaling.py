@@ -54,7 +54,6 @@ def _one_thread(tmp_path, monkeypatch):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(latency, "_default_cache", None)
     yield
     torch.set_num_threads(threads)
 

@@ -16,7 +16,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 
 from nas.strategies.mutation import mutate
-from nas.strategies.plan import (
+from nas.strategies.plan import (  # noqa: E501
     MUTATED_ATTR,
     PARENT_ATTR,
     PlanSampler,

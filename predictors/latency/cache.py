@@ -36,8 +36,10 @@ def measurement_key(genotype_hash: str, fingerprint_id: str, resolution: int, ba
 class LatencyCache(JsonlStore):
     """Whole-network measurements keyed by (genotype hash, fingerprint, resolution, batch, memory format)."""
 
+    FILE_NAME = f"measurements-v{TIMING_SCHEME}.jsonl"
+
     def __init__(self, path: str | os.PathLike | None = "default") -> None:
-        super().__init__(cache_dir() / f"measurements-v{TIMING_SCHEME}.jsonl" if path == "default" else path)
+        super().__init__(cache_dir() / self.FILE_NAME if path == "default" else path)
 
     def lookup(self, genotype_hash: str, fingerprint_id: str, resolution: int, batch: int,
                memory_format: str = TORCH_FORMAT) -> dict | None:

@@ -9,30 +9,34 @@ fingerprint, resolution, batch, memory format), so a candidate is never measured
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from predictors.latency import timing  # by module: tests count make_runner calls through it
 from predictors.latency.allocator import steady_allocator
-from predictors.latency.cache import LatencyCache
+from predictors.latency.cache import LatencyCache, cache_dir
 from predictors.latency.conditions import MeasureConfig, Measurement, memory_format_of
 from predictors.latency.fingerprint import Fingerprint, fingerprint
 from searchspace.genotype import Genotype
 
 DEFAULT = "default"
-_default_cache: LatencyCache | None = None
 
 
 def default_cache() -> LatencyCache:
-    """The process-wide measurement cache under :func:`predictors.latency.cache.cache_dir`."""
-    global _default_cache
-    if _default_cache is None:
-        _default_cache = LatencyCache()
-    return _default_cache
+    """The process-wide measurement cache under :func:`predictors.latency.cache.cache_dir` (one per
+    folder, so a changed ``$NAS_CACHE_DIR`` is followed)."""
+    return _cache_in(cache_dir())
+
+
+@functools.cache
+def _cache_in(folder: Path) -> LatencyCache:
+    return LatencyCache(folder / LatencyCache.FILE_NAME)
 
 
 def _input(config: MeasureConfig, channels: int, resolution: int) -> torch.Tensor:

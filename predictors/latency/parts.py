@@ -12,11 +12,14 @@ that does not change the module, e.g. ``avg_down`` without a shortcut) share a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -110,8 +113,10 @@ def network_parts(genotype: Genotype, resolution: int | None = None, net: Resolv
 class CostTable:
     """Per-part costs, counted on the meta device once and cached (memory + ``block_costs.jsonl``)."""
 
-    def __init__(self, path: str | None = "default") -> None:
-        self.store = JsonlStore(cache_dir() / "block_costs.jsonl" if path == "default" else path)
+    FILE_NAME = "block_costs.jsonl"
+
+    def __init__(self, path: str | os.PathLike | None = "default") -> None:
+        self.store = JsonlStore(cache_dir() / self.FILE_NAME if path == "default" else path)
 
     def cost(self, part: Part, batch: int = 1) -> OpCost:
         """The part's costs, counted on first use."""
@@ -137,15 +142,15 @@ class CostTable:
             self.store.put(f"{part.key}|b{batch}", {k: v for k, v in hit.items() if k != "key"})
 
 
-_cost_table: CostTable | None = None
-
-
 def cost_table() -> CostTable:
-    """The process-wide per-part cost cache."""
-    global _cost_table
-    if _cost_table is None:
-        _cost_table = CostTable()
-    return _cost_table
+    """The process-wide per-part cost cache (one per cache folder, so a changed ``$NAS_CACHE_DIR`` is
+    followed)."""
+    return _table_in(cache_dir())
+
+
+@functools.cache
+def _table_in(folder: Path) -> CostTable:
+    return CostTable(folder / CostTable.FILE_NAME)
 
 
 def _total(costs: list[OpCost]) -> OpCost:

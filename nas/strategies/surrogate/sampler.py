@@ -18,19 +18,12 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.study import Study
 from optuna.trial import FrozenTrial
 
+from nas.strategies import plan as contract
 from nas.strategies.mutation import mutate, mutate_value, random_value
-from nas.strategies.plan import (
-    MUTATED_ATTR,
-    PARENT_ATTR,
-    PlanSampler,
-    objective_signs,
-    params_key,
-    seen_points,
-)
 from nas.strategies.surrogate.gp import HammingGP, encode
 
 
-class SurrogateSampler(PlanSampler):
+class SurrogateSampler(contract.PlanSampler):
     """Evolution guided by a Gaussian process: the unseen mutant of highest expected improvement."""
 
     def __init__(self, seed: int | None = None, parents: int = 10, n_startup: int = 10,
@@ -42,20 +35,20 @@ class SurrogateSampler(PlanSampler):
 
     def plan(self, study: Study, trial: FrozenTrial,
              done: list[FrozenTrial]) -> tuple[dict[str, Any], dict[str, Any]]:
-        y = np.array([t.values[0] for t in done]) * objective_signs(study)[0]
+        y = np.array([t.values[0] for t in done]) * contract.objective_signs(study)[0]
         space = _union_space(done)
         # every point already asked counts as seen (pruned, failed and running ones too), so a
         # candidate stopped early by a pruner is never proposed again
-        seen = seen_points(study)
+        seen = contract.seen_points(study)
         top = [done[i] for i in np.argsort(-y, kind="stable")[: self.parents]]
         candidates, origin = self._candidates(done, top, space, seen)
         if not candidates:
             values, changed = mutate(top[0], self._rng)
-            return values, {PARENT_ATTR: top[0].number, MUTATED_ATTR: changed}
+            return values, {contract.PARENT_ATTR: top[0].number, contract.MUTATED_ATTR: changed}
         gp = HammingGP(encode([t.params for t in done], space), y)
         ei = gp.expected_improvement(encode(candidates, space))
         best = int(np.argmax(ei))
-        return candidates[best], {PARENT_ATTR: origin[best]}
+        return candidates[best], {contract.PARENT_ATTR: origin[best]}
 
     def _candidates(self, done: list[FrozenTrial], top: list[FrozenTrial], space: dict[str, BaseDistribution],
                     seen: set) -> tuple[list[dict[str, Any]], list[int]]:
@@ -63,7 +56,7 @@ class SurrogateSampler(PlanSampler):
         out: dict[tuple, tuple[dict[str, Any], int]] = {}
 
         def add(params: dict[str, Any], parent: int) -> None:
-            key = params_key(params)
+            key = contract.params_key(params)
             if key not in seen and key not in out:
                 out[key] = (params, parent)
 
