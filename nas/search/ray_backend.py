@@ -17,14 +17,52 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
+try:  # loaded only for a Ray search (run.py imports this module then)
+    from ray.tune import Stopper
+except ImportError:  # ray without its tune extra: run_ray says how to install it
+    Stopper = object
+
+from nas.search.cluster import (
+    check_nodes,
+    for_workers,
+    guard_latency,
+    measures_latency,
+    missing_paths,
+    needed_paths,
+    repeats_in_every_trial,
+    worker_env,
+)
 from nas.search.outputs import write_trials
 from nas.search.scoring import TrialRecord, earlier_trial, record_attrs, score_or_reuse
 from nas.search.setup import Run
 from nas.search.storage import open_storage
 from nas.strategies import make_sampler
+from predictors.latency.node_lock import NodeLock
 from searchspace.errors import NasError
 
 RECORD = "record"  # the metric that carries a finished trial's record (its user attributes)
+FATAL = "fatal"  # the metric that carries an error every trial would meet: the search stops
+WORKER_RETRIES = 1  # a trial whose worker process died runs once more
+
+
+class StopOnFatal(Stopper):
+    """Tune's stopper: every trial stops once one reports :data:`FATAL` (its message is kept)."""
+
+    def __init__(self) -> None:
+        self.fatal: str | None = None
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        if FATAL in result and self.fatal is None:
+            self.fatal = result[FATAL]
+        return FATAL in result
+
+    def stop_all(self) -> bool:
+        return self.fatal is not None
+
+
+def _last_line(error: Any) -> Any:
+    """A Tune error as recorded: the exception itself, or the last line of a traceback text."""
+    return (error.strip().splitlines() or ["trial failed"])[-1] if isinstance(error, str) else error
 
 
 class RecordingTrial:
@@ -51,21 +89,38 @@ class DefineBySpace:
 
 def _trainable(params: dict[str, Any], run: Run) -> None:
     """One Tune trial: rebuild the genotype from its params, score it (or reuse the study's earlier
-    score of the same network), report per epoch, and end with the full record."""
+    score of the same network), report per epoch, and end with the full record; an error that would
+    repeat in every trial ends it with :data:`FATAL`, which stops the search."""
     from ray import tune
 
+    try:
+        record = _score(params, run)
+    except Exception as err:
+        if not repeats_in_every_trial(err):
+            raise
+        tune.report({"epoch": 0, "reward": -1.0, FATAL: _one_line(err)})
+        return
+    if record.error is not None and repeats_in_every_trial(record.error):
+        tune.report({"epoch": 0, "reward": -1.0, FATAL: _one_line(record.error)})
+        return
+    tune.report({"epoch": (record.epochs or 0) + 1, "reward": record.reward if record.reward is not None else -1.0,
+                 RECORD: {"state": record.state, **record_attrs(record, backend="ray")}})
+
+
+def _score(params: dict[str, Any], run: Run) -> TrialRecord:
     genotype = run.space.sample(RecordingTrial(params))
-    cfg = run.config
-    if cfg.proxy.threads is None:
-        cfg.proxy.threads = 1
+    if run.config.proxy.threads is None:
+        run.config.proxy.threads = 1
     study = optuna.load_study(study_name=run.study_name, storage=open_storage(run.storage))
     earlier = earlier_trial(study, genotype.hash(), len(study.get_trials(deepcopy=False)))
+    scorer = guard_latency(run.scorer, NodeLock()) if measures_latency(run) else run.scorer
     cost: dict[str, float] = {}
-    record = score_or_reuse(genotype, run.scorer, earlier, _epoch_reporter(run, cost),
-                            on_cost=lambda c: cost.update(cost=c))
-    final = {"epoch": (record.epochs or 0) + 1, "reward": record.reward if record.reward is not None else -1.0,
-             RECORD: {"state": record.state, **record_attrs(record, backend="ray")}}
-    tune.report(final)
+    return score_or_reuse(genotype, scorer, earlier, _epoch_reporter(run, cost), on_cost=lambda c: cost.update(cost=c))
+
+
+def _one_line(err: BaseException) -> str:
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return text if isinstance(err, NasError) else f"{type(err).__name__}: {text}"
 
 
 def _epoch_reporter(run: Run, cost: dict[str, float]):
@@ -82,35 +137,81 @@ def run_ray(run: Run, study: optuna.Study, progress) -> str | None:
     """Run the search's trials with Ray Tune, then record them in ``study``."""
     try:
         import ray
-        from ray import tune
-        from ray.tune.schedulers import ASHAScheduler
-        from ray.tune.search import ConcurrencyLimiter
-        from ray.tune.search.optuna import OptunaSearch
+        import ray.tune  # noqa: F401  (present with the tune extra only)
     except ImportError as err:
         raise NasError(f"backend: ray is not installed ({err}); pip install 'ray[tune]'") from None
     cfg = run.config
     if run.scorer.reward.multi_objective:
         raise NasError("backend: ray runs single-objective rewards; use --backend local for --reward pareto")
+    run = for_workers(run)  # Tune runs each trial in a folder of its own, maybe on another machine
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    init_args = {"address": cfg.address} if cfg.address else {"num_cpus": cfg.workers, "include_dashboard": False}
-    ray.init(ignore_reinit_error=True, log_to_driver=False, configure_logging=False, **init_args)
+    _connect(cfg.address, cfg.workers)
+    try:
+        _check_cluster(run)
+        return _tune(run, study, progress)
+    finally:
+        ray.shutdown()
 
+
+def _connect(address: str | None, workers: int) -> None:
+    """Join the cluster at ``address``, or start a Ray of this process's own (``address="local"``: never
+    a cluster that ``ray start`` left running on this machine)."""
+    import ray
+
+    env = worker_env()
+    init_args = {"address": address} if address else {"address": "local", "num_cpus": workers,
+                                                      "include_dashboard": False}
+    try:
+        ray.init(ignore_reinit_error=True, log_to_driver=False, configure_logging=False,
+                 runtime_env={"env_vars": env} if env else None, **init_args)
+    except (ConnectionError, ValueError, RuntimeError) as err:
+        where = f"the Ray cluster at {address!r}" if address else "a local Ray"
+        raise NasError(f"address: cannot start or join {where}: {_one_line(err)}") from None
+
+
+def _check_cluster(run: Run) -> None:
+    """One line, before any trial, for a SQLite study on several nodes or data some node lacks."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    check_nodes(run, nodes, {})
+    paths = needed_paths(run)
+    if len(nodes) < 2 or not paths:
+        return  # one node: the driver has already loaded the data here
+    probe = ray.remote(num_cpus=0)(missing_paths)
+    refs = {f"{n['NodeManagerAddress']} ({n['NodeID'][:8]})": probe.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(paths) for n in nodes}
+    check_nodes(run, nodes, {node: ray.get(ref, timeout=120) for node, ref in refs.items()})
+
+
+def _tune(run: Run, study: optuna.Study, progress) -> str | None:
+    """The trials, on the cluster Ray is connected to; recorded in ``study`` as they finish."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    cfg = run.config
     sampler = make_sampler(cfg.strategy, cfg.seed, population=cfg.population, tournament=cfg.tournament)
     searcher = ConcurrencyLimiter(OptunaSearch(space=DefineBySpace(run.space), metric="reward", mode="max", sampler=sampler),
                                   max_concurrent=cfg.workers)
     scheduler = ASHAScheduler(time_attr="epoch", metric="reward", mode="max", max_t=cfg.proxy.epochs + 1,
                               grace_period=1, reduction_factor=2)
     recorder = _record_as_finished(study, run, progress)
+    stopper = StopOnFatal()
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(_trainable, run=run), {"cpu": 1}),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     num_samples=cfg.trials or -1, time_budget_s=cfg.budget),
-        run_config=tune.RunConfig(name="tune", storage_path=str((run.folder / "ray").resolve()), verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=0), callbacks=[recorder]),
+        run_config=tune.RunConfig(name="tune", storage_path=str(run.folder / "ray"), verbose=0, stop=stopper,
+                                  failure_config=tune.FailureConfig(max_failures=WORKER_RETRIES),
+                                  callbacks=[recorder]),
     )
     results = tuner.fit()
     n = recorder.count + record_results(study, run, results, progress, skip=recorder.recorded)
-    ray.shutdown()
+    if stopper.fatal is not None:
+        raise NasError(stopper.fatal)
     return f"ray: {n} trials recorded" if n else "ray: no trial finished"
 
 
@@ -134,11 +235,13 @@ def _record_as_finished(study: optuna.Study, run: Run, progress):
         def on_trial_complete(self, iteration, trials, trial, **info) -> None:
             self._record(trial, None)
 
+        def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+            """A trial whose worker died: recorded failed; Tune runs it again (``WORKER_RETRIES``)."""
+            error = _last_line(trial.get_pickled_error() or trial.get_error() or "its worker died")
+            record_trial(study, run, dict(trial.config), {}, f"{error} (the trial is run again)", progress)
+
         def on_trial_error(self, iteration, trials, trial, **info) -> None:
-            error = trial.get_pickled_error() or trial.get_error() or "trial failed"
-            if isinstance(error, str):
-                error = (error.strip().splitlines() or ["trial failed"])[-1]
-            self._record(trial, error)
+            self._record(trial, _last_line(trial.get_pickled_error() or trial.get_error() or "trial failed"))
 
         def _record(self, trial, error) -> None:
             if trial.trial_id in self.recorded:
@@ -171,6 +274,8 @@ def record_trial(study: optuna.Study, run: Run, params: dict[str, Any], metrics:
     genotype = run.space.sample(recorder)
     attrs = dict(metrics.get(RECORD) or {})
     state = attrs.pop("state", None)
+    if error is None and FATAL in metrics:
+        error = metrics[FATAL]
     if error is not None:
         reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         attrs = record_attrs(TrialRecord(genotype, "FAIL", reason=reason[:500]), backend="ray")

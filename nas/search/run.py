@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nas.config import SearchConfig
+from nas.search.cluster import NODE_LOCK, measures_latency
 from nas.search.cost_models import CostModel
 from nas.search.finalists import Retrain, finalists_table
 from nas.search.local import run_local
@@ -103,6 +104,8 @@ def finish(run: Run, study, winner: Winner | None, quiet: bool = False) -> Path 
     plot_pareto(run.folder / "pareto.png", rows, front, cfg.target, cfg.unit, _reference_costs(run.scorer.cost_model))
     summary = {"name": run.study_name, "config hash": cfg.hash(), "strategy": cfg.strategy, "reward": cfg.reward,
                "target": f"{cfg.target:g} {cfg.unit}", "trials": len(rows)}
+    if cfg.backend == "ray" and measures_latency(run):
+        summary["latency on the Ray workers"] = NODE_LOCK
     if winner is None:
         write_report(run.folder / "report.md", summary, front, rows, "no completed trial")
         return None

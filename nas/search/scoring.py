@@ -101,6 +101,7 @@ class TrialRecord:
     duplicate_of: int | None = None
     at_chance: bool = False  # trained fully and learned nothing: a failure, but a result (never retrained)
     epoch_accuracies: dict[int, float] = field(default_factory=dict)
+    error: BaseException | None = field(default=None, repr=False)  # what ended a FAIL (not recorded)
 
 
 def score_candidate(genotype: Genotype, scorer: Scorer, report: Report | None = None,
@@ -131,6 +132,7 @@ def score_candidate(genotype: Genotype, scorer: Scorer, report: Report | None = 
     except Pruned as err:
         return _ended(record, "PRUNED", str(err))
     except Exception as err:  # recorded as a failed trial; the search goes on
+        record.error = err
         return _ended(record, "FAIL", failure_reason(err))
     if not math.isfinite(result.accuracy):
         return _ended(record, "FAIL", f"proxy accuracy is {result.accuracy}")
