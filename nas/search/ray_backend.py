@@ -10,6 +10,7 @@ for a local search.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -40,7 +41,8 @@ from nas.strategies import make_sampler
 from predictors.latency.node_lock import NodeLock
 from searchspace.errors import NasError
 
-RECORD = "record"  # the metric that carries a finished trial's record (its user attributes)
+RECORD = "record"  # the metric that carries a finished trial's record (its user attributes, as JSON text:
+#                   Tune's loggers take numbers and text, not nested data)
 FATAL = "fatal"  # the metric that carries an error every trial would meet: the search stops
 WORKER_RETRIES = 1  # a trial whose worker process died runs once more
 
@@ -104,7 +106,7 @@ def _trainable(params: dict[str, Any], run: Run) -> None:
         tune.report({"epoch": 0, "reward": -1.0, FATAL: _one_line(record.error)})
         return
     tune.report({"epoch": (record.epochs or 0) + 1, "reward": record.reward if record.reward is not None else -1.0,
-                 RECORD: {"state": record.state, **record_attrs(record, backend="ray")}})
+                 RECORD: json.dumps({"state": record.state, **record_attrs(record, backend="ray")})})
 
 
 def _score(params: dict[str, Any], run: Run) -> TrialRecord:
@@ -145,6 +147,7 @@ def run_ray(run: Run, study: optuna.Study, progress) -> str | None:
         raise NasError("backend: ray runs single-objective rewards; use --backend local for --reward pareto")
     run = for_workers(run)  # Tune runs each trial in a folder of its own, maybe on another machine
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables of Tune's own on the terminal
     _connect(cfg.address, cfg.workers)
     try:
         _check_cluster(run)
@@ -272,7 +275,7 @@ def record_trial(study: optuna.Study, run: Run, params: dict[str, Any], metrics:
         return False
     recorder = RecordingTrial(params)
     genotype = run.space.sample(recorder)
-    attrs = dict(metrics.get(RECORD) or {})
+    attrs = json.loads(metrics[RECORD]) if metrics.get(RECORD) else {}
     state = attrs.pop("state", None)
     if error is None and FATAL in metrics:
         error = metrics[FATAL]
