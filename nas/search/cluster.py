@@ -102,9 +102,10 @@ class GuardedCost:
     inner: Any
     lock: NodeLock
 
-    @property
-    def unit(self) -> str:
-        return self.inner.unit
+    def __getattr__(self, name: str) -> Any:  # unit and the rest: the inner model's
+        if "inner" not in self.__dict__:  # while being copied or unpickled
+            raise AttributeError(name)
+        return getattr(self.__dict__["inner"], name)
 
     def cost(self, genotype) -> float:
         with self.lock.measuring():
