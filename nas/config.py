@@ -27,6 +27,8 @@ LATENCY_SOURCES = ("measure", "lut", "predictor")
 BACKENDS = ("local", "ray")
 PRUNERS = ("median", "halving", "none")
 OBJECTIVES = ("latency", "macs")
+# the hand-designed networks a user would otherwise scale to T themselves: the search's first candidates
+START_NETWORKS = ("mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x1_0", "ghostnet_100")
 MIN_BUDGET_SECONDS = 10.0  # a trial loads, measures and trains: no budget below this can finish one
 STRATEGY_CHOICES = ("auto", *strategies.STRATEGIES)  # nas.strategies builds each but auto, which the config resolves
 
@@ -77,11 +79,13 @@ class SearchConfig:
                                         parse=parse_count, example="400M")
     objective: str = setting("latency", "what the target constrains: latency (ms on this device) or macs",
                              choices=OBJECTIVES)
-    reward: str = setting("mnasnet", "mnasnet (soft, w=-0.07), mnasnet-hard, tunas-abs, pareto (NSGA-II front)",
-                          choices=REWARDS)
+    reward: str = setting("mnasnet-hard", "mnasnet-hard (the most accurate within T: no bonus below T, "
+                          "accuracy * T / cost beyond), mnasnet (soft, w=-0.07: pays for being faster), "
+                          "tunas-abs, pareto (NSGA-II front)", choices=REWARDS)
     reward_weight: float | None = setting(None, "override w (mnasnet) or beta (tunas-abs)", low=-10.0, high=10.0)
-    reject_factor: float = setting(2.0, "with mnasnet-hard: skip training of candidates whose cost exceeds "
-                                        "FACTOR * T (0: never)", low=0.0)
+    reject_factor: float = setting(1.1, "with mnasnet-hard: skip training of candidates whose cost exceeds "
+                                        "FACTOR * T (0: never); 1.1 = beyond T by more than a quick "
+                                        "measurement's retest noise (a tenth)", low=0.0)
     strategy: str = setting("auto", "search strategy: auto (surrogate; nsga2 for --reward pareto), surrogate, "
                                     "evolution, tpe, nsga2, random (see experiments/results/bench_strategies.md)",
                             choices=STRATEGY_CHOICES)
@@ -115,6 +119,8 @@ class SearchConfig:
     finalist_seeds: int = setting(2, "fresh proxy trainings per finalist (new seeds, all held-out validation images); "
                                      "their mean is the finalist score (0: re-measure the cost only)", low=0, high=20)
     finalist_epochs: int | None = setting(None, "epochs of a finalist training (null: the proxy's)", low=1, high=1000)
+    start_from: str = setting(",".join(START_NETWORKS), "hand-designed zoo networks, width-scaled to T, that the "
+                              "search scores first as candidates (comma-separated; '' for none)", example="NAMES")
     seed: int = setting(0, "seed of the strategy", low=0)
     proxy: ProxyConfig = section(ProxyConfig, "proxy training settings")
     space: dict[str, Any] = section(dict, "the search space (see docs/genotype.md)")
@@ -135,6 +141,16 @@ class SearchConfig:
     def unit(self) -> str:
         """``ms`` for a latency target, ``macs`` for a MACs target."""
         return "ms" if self.objective == "latency" else "macs"
+
+    def start_names(self) -> list[str]:
+        """The zoo networks of ``start_from``, each checked against the zoo."""
+        from searchspace import zoo_names
+
+        names = [n.strip() for n in self.start_from.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(zoo_names()))
+        if unknown:
+            raise NasError(f"start_from: {unknown[0]!r} is not a zoo network (`nas zoo` lists them)")
+        return names
 
 
 def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
@@ -188,6 +204,7 @@ def check_config(config: SearchConfig) -> None:
                        f"{MIN_BUDGET_SECONDS:g} s: loading data, measuring and training a candidate)")
     if config.strategy == "auto":  # the best measured on NAS-Bench-201 (bench_strategies.md)
         config.strategy = "nsga2" if config.reward == "pareto" else "surrogate"
+    config.start_names()
     if config.tournament > config.population:
         raise GenotypeError("tournament", f"{config.tournament} must be at most population ({config.population})")
     from predictors.latency.fingerprint import check_backend

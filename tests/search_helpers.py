@@ -17,6 +17,8 @@ def tiny_overrides(tmp_path, name: str = "t", **extra) -> dict:
     """Config overrides for a fast search (seconds per trial) in ``tmp_path``."""
     values = {
         "name": name, "runs_dir": str(tmp_path / "runs"), "objective": "macs", "target_macs": "2M",
+        "reward": "mnasnet",  # soft: fake costs far from T still train (the default hard reward rejects them)
+        "start_from": "",  # no hand-designed starting points unless a test asks for them
         "latency_resolution": 32, "strategy": "random", "budget": "120s", "pruner": "none",
         "proxy.dataset": "synthetic", "proxy.resolution": 16, "proxy.subset": 96, "proxy.val_subset": 32,
         "proxy.batch_size": 32, "proxy.epochs": 2, "proxy.threads": 1, "proxy.bn_images": 32,

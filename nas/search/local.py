@@ -123,8 +123,9 @@ def mark_own_interrupted(study: optuna.Study, trial: optuna.Trial | None) -> Non
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
 
 
-def run_local(run: Run, study: optuna.Study, progress: Progress) -> str | None:
-    """Run trials in this process until the trial count or the time budget is reached."""
+def run_local(run: Run, study: optuna.Study, progress: Progress, spent: float = 0.0) -> str | None:
+    """Run trials in this process until the trial count or the time budget (less ``spent`` seconds, used
+    before the loop) is reached."""
     cfg = run.config
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("optuna").setLevel(logging.ERROR)
@@ -138,11 +139,12 @@ def run_local(run: Run, study: optuna.Study, progress: Progress) -> str | None:
     if cfg.trials is not None:  # the count is the study's: all workers together
         callbacks.append(MaxTrialsCallback(cfg.trials, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                                TrialState.FAIL)))
-    start = time.monotonic()
+    start = time.monotonic() - spent
     reserve = ReserveForFinalists(run, start)
     callbacks.append(reserve)
     try:
-        study.optimize(objective, n_trials=remaining, timeout=cfg.budget, catch=(Exception,),
+        timeout = None if cfg.budget is None else max(1.0, cfg.budget - spent)
+        study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(Exception,),
                        callbacks=callbacks, gc_after_trial=True)
     except KeyboardInterrupt:
         mark_own_interrupted(study, objective.current)

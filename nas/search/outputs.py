@@ -22,7 +22,7 @@ from searchspace.textio import atomic_file, write_text_atomic
 
 REFERENCE_NETWORKS = ("mobilenet_v3_small", "mobilenet_v3_large", "shufflenet_v2_x1_0", "ghostnet_100")
 TRIAL_COLUMNS = ("number", "state", "accuracy", "cost", "reward", "epochs", "seconds", "train_seconds",
-                 "cost_seconds", "params", "hash", "duplicate_of", "reason", "architecture")
+                 "cost_seconds", "params", "hash", "duplicate_of", "start", "reason", "architecture")
 
 
 def trial_rows(study: optuna.Study) -> list[dict]:
@@ -37,7 +37,7 @@ def trial_rows(study: optuna.Study) -> list[dict]:
             "cost_seconds": a.get("cost_seconds"), "params": a.get("params"), "hash": a.get("hash"),
             "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
             if t.datetime_complete and t.datetime_start else None,
-            "duplicate_of": a.get("duplicate_of"),
+            "duplicate_of": a.get("duplicate_of"), "start": a.get("start", ""),
             "reason": a.get("reason", NO_HEARTBEAT if t.state == TrialState.FAIL else ""),
             "architecture": describe(parse_genotype(genotype)) if genotype else "",
         }

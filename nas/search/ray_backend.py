@@ -196,7 +196,8 @@ def _tune(run: Run, study: optuna.Study, progress) -> str | None:
     from ray.tune.search.optuna import OptunaSearch
 
     cfg = run.config
-    sampler = make_sampler(cfg.strategy, cfg.seed, population=cfg.population, tournament=cfg.tournament)
+    sampler = make_sampler(cfg.strategy, cfg.seed, population=cfg.population, tournament=cfg.tournament,
+                           cost_limit=run.scorer.reward.cost_limit)
     searcher = ConcurrencyLimiter(OptunaSearch(space=DefineBySpace(run.space), metric="reward", mode="max", sampler=sampler),
                                   max_concurrent=cfg.workers)
     scheduler = ASHAScheduler(time_attr="epoch", metric="reward", mode="max", max_t=cfg.proxy.epochs + 1,

@@ -1,7 +1,8 @@
 """Latency-aware rewards (REFERENCE.md section 3).
 
 - ``mnasnet``: ``ACC * (LAT / T) ** w`` with w = -0.07 on both sides (soft constraint).
-- ``mnasnet-hard``: w = 0 when LAT <= T, w = -1 beyond (hard constraint).
+- ``mnasnet-hard`` (the default): w = 0 when LAT <= T, w = -1 beyond (hard constraint: the most
+  accurate network within T, no bonus for being faster; Vertex AI NAS's default form).
 - ``tunas-abs``: ``ACC + beta * |LAT / T - 1|`` with beta = -0.10.
 - ``pareto``: no scalar reward; accuracy and latency are two objectives (NSGA-II).
 
@@ -34,6 +35,11 @@ class Reward:
             raise NasError(f"reward: {self.name!r} is not one of {', '.join(REWARDS)}")
         if not self.target > 0:
             raise NasError(f"target: {self.target} must be > 0")
+
+    @property
+    def cost_limit(self) -> float | None:
+        """The budget a hard reward holds candidates to (T), for strategies that learn where it is."""
+        return self.target if self.name == "mnasnet-hard" else None
 
     @property
     def multi_objective(self) -> bool:

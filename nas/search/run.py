@@ -24,6 +24,7 @@ from nas.search.outputs import (
 from nas.search.progress import Progress
 from nas.search.scoring import Trainer
 from nas.search.setup import Run, create_study, prepare_run
+from nas.search.starts import score_starts, start_of
 from nas.search.winner import Winner, choose_winner
 from searchspace import load_genotype
 from searchspace.errors import NasError
@@ -54,12 +55,13 @@ def search(config: SearchConfig, quiet: bool = False, cost_model: CostModel | No
               f"{config.strategy} | reward {config.reward} | target {config.target:g} {unit} | "
               f"budget {config.budget or '-'} s | trials {config.trials or '-'}", flush=True)
     start = time.monotonic()
+    spent = score_starts(run, study, progress)
     if config.backend == "ray":
         from nas.search.ray_backend import run_ray
 
         message = run_ray(run, study, progress)
     else:
-        message = run_local(run, study, progress)
+        message = run_local(run, study, progress, spent)
     if not quiet and config.finalists > 1 and study.get_trials(deepcopy=False):
         print(f"nas search: finalists: the best {config.finalists} networks trained again ({config.finalist_seeds} "
               "seeds each) and measured again side by side", flush=True)
@@ -119,6 +121,13 @@ def finish(run: Run, study, winner: Winner | None, quiet: bool = False) -> Path 
                     "accuracy (finalist)": f"{winner.accuracy:.4f}",
                     f"final {cfg.unit}": f"{winner.final_cost:.4g}",
                     "within target": "yes" if winner.within_target else f"NO: {winner.note}"})
+    starts = [t for t in study.get_trials(deepcopy=False) if start_of(t)]
+    if starts:
+        summary["starting points (hand-designed, width-scaled to the target)"] = "; ".join(
+            f"trial {t.number} {start_of(t)}: {t.state.name.lower()}" for t in starts)
+    if start_of(winner.trial):
+        summary["the winner is a starting point"] = (f"{start_of(winner.trial)}: no searched network beat this "
+                                                     "hand-designed one at the finalist fidelity")
     if winner.fidelity_tau is not None:
         summary["finalist fidelity (Kendall tau, search vs finalist accuracy)"] = f"{winner.fidelity_tau:.2f}"
     write_report(run.folder / "report.md", summary, front, rows, table.getvalue(),

@@ -96,7 +96,7 @@ def create_study(run: Run) -> optuna.Study:
     cfg = run.config
     reward = run.scorer.reward
     sampler = make_sampler(cfg.strategy, cfg.seed, population=cfg.population, tournament=cfg.tournament,
-                           multi_objective=reward.multi_objective, space=run.space)
+                           multi_objective=reward.multi_objective, space=run.space, cost_limit=reward.cost_limit)
     pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
               "halving": optuna.pruners.SuccessiveHalvingPruner(),
               "none": optuna.pruners.NopPruner()}[cfg.pruner]

@@ -25,7 +25,7 @@ def _random(seed: int | None, space: Any, **_: Any) -> BaseSampler:
     return PlanSampler(seed, space) if space is not None else RandomSampler(seed=seed)
 
 
-def _tpe(seed: int | None, n_startup: int, **_: Any) -> BaseSampler:
+def _tpe(seed: int | None, n_startup: int, cost_limit: float | None, **_: Any) -> BaseSampler:
     import warnings
 
     import optuna
@@ -33,13 +33,25 @@ def _tpe(seed: int | None, n_startup: int, **_: Any) -> BaseSampler:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return TPESampler(seed=seed, n_startup_trials=n_startup, multivariate=True, group=True)
+        return TPESampler(seed=seed, n_startup_trials=n_startup, multivariate=True, group=True,
+                          constraints_func=_constraints(cost_limit))
 
 
-def _nsga2(seed: int | None, population: int, **_: Any) -> BaseSampler:
+def _nsga2(seed: int | None, population: int, cost_limit: float | None, **_: Any) -> BaseSampler:
+    import warnings
+
+    import optuna
     from optuna.samplers import NSGAIISampler
 
-    return NSGAIISampler(seed=seed, population_size=population)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return NSGAIISampler(seed=seed, population_size=population, constraints_func=_constraints(cost_limit))
+
+
+def _constraints(cost_limit: float | None) -> Any:
+    from nas.strategies.feasible import CostLimit
+
+    return CostLimit(cost_limit) if cost_limit is not None else None
 
 
 def _evolution(seed: int | None, population: int, tournament: int, space: Any, **_: Any) -> BaseSampler:
@@ -48,10 +60,12 @@ def _evolution(seed: int | None, population: int, tournament: int, space: Any, *
     return EvolutionSampler(seed=seed, population=population, tournament=tournament, space=space)
 
 
-def _surrogate(seed: int | None, population: int, n_startup: int, space: Any, **_: Any) -> BaseSampler:
+def _surrogate(seed: int | None, population: int, n_startup: int, space: Any, cost_limit: float | None,
+               **_: Any) -> BaseSampler:
     from nas.strategies.surrogate.sampler import SurrogateSampler
 
-    return SurrogateSampler(seed=seed, parents=population, n_startup=max(n_startup, 2), space=space)
+    return SurrogateSampler(seed=seed, parents=population, n_startup=max(n_startup, 2), space=space,
+                            cost_limit=cost_limit)
 
 
 # the registry: each strategy's name and how to build it, best first as measured on NAS-Bench-201
@@ -63,7 +77,8 @@ SINGLE_OBJECTIVE_ONLY: tuple[str, ...] = ("surrogate",)
 
 
 def make_sampler(name: str, seed: int | None = None, *, population: int = 10, tournament: int = 3,
-                 n_startup: int = 10, multi_objective: bool = False, space: Any = None) -> BaseSampler:
+                 n_startup: int = 10, multi_objective: bool = False, space: Any = None,
+                 cost_limit: float | None = None) -> BaseSampler:
     """The sampler of strategy ``name``; raises ``NasError`` for an unknown name or a bad setting.
 
     ``population``: evolution's population, NSGA-II's population size, the surrogate's number of parents.
@@ -71,6 +86,8 @@ def make_sampler(name: str, seed: int | None = None, *, population: int = 10, to
     ``multi_objective``: the study has several objectives (the surrogate refuses it).
     ``space``: the search space (a ``searchspace.space.Space``); with it, random trials are networks the
     study does not hold yet (:class:`nas.strategies.plan.PlanSampler`).
+    ``cost_limit``: the budget T of a constrained search; TPE, NSGA-II and the surrogate then learn where
+    candidates are within it (:mod:`nas.strategies.feasible`).
     """
     if name not in STRATEGIES:
         raise NasError(f"strategy: {name!r} is not one of {', '.join(STRATEGIES)}")
@@ -81,4 +98,4 @@ def make_sampler(name: str, seed: int | None = None, *, population: int = 10, to
         allowed = ", ".join(s for s in STRATEGIES if s not in SINGLE_OBJECTIVE_ONLY)
         raise NasError(f"strategy: {name!r} is single-objective; for multi-objective use one of {allowed}")
     return _BUILDERS[name](seed, population=population, tournament=tournament, n_startup=n_startup,
-                           space=space)
+                           space=space, cost_limit=cost_limit)

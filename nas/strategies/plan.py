@@ -34,9 +34,10 @@ PLAN_ATTR = "strategy:plan"  # the full set of values a plan asked for
 # --- plain helpers over trials and distributions ---------------------------------------------------
 
 def completed_trials(study: Study) -> list[FrozenTrial]:
-    """Completed trials in order of number; failed, pruned and running trials are ignored."""
+    """Completed trials of the space in order of number; failed, pruned and running trials are ignored, and
+    so are trials without params (networks scored from outside the space, such as starting points)."""
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return sorted((t for t in trials if t.values is not None), key=lambda t: t.number)
+    return sorted((t for t in trials if t.values is not None and t.params), key=lambda t: t.number)
 
 
 def objective_signs(study: Study) -> np.ndarray:

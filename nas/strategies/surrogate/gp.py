@@ -82,14 +82,26 @@ class HammingGP:
                 if loglik > best:
                     best, self.theta, self.chol, self.alpha, self.scale2 = loglik, theta, chol, alpha, scale2
         self.z_best = float(z.max())
+        self.y_sorted = np.sort(np.asarray(y, dtype=float))
+
+    def predict(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and standard deviation at ``xs``, on the rank-normalised scale."""
+        ks = np.exp(-0.5 * self.theta * _sq_dist(xs, self.x))
+        v = scipy.linalg.solve_triangular(self.chol, ks.T, lower=True)
+        return ks @ self.alpha, np.sqrt(np.maximum(self.scale2 * (1.0 - (v * v).sum(0)), 1e-12))
 
     def expected_improvement(self, xs: np.ndarray) -> np.ndarray:
-        ks = np.exp(-0.5 * self.theta * _sq_dist(xs, self.x))
-        mean = ks @ self.alpha
-        v = scipy.linalg.solve_triangular(self.chol, ks.T, lower=True)
-        sd = np.sqrt(np.maximum(self.scale2 * (1.0 - (v * v).sum(0)), 1e-12))
+        mean, sd = self.predict(xs)
         u = (mean - self.z_best) / sd
         return sd * (u * ndtr(u) + np.exp(-0.5 * u * u) / math.sqrt(2.0 * math.pi))
+
+    def probability_above(self, xs: np.ndarray, threshold: float) -> np.ndarray:
+        """P(target > ``threshold``) at ``xs``; the threshold goes through the same rank transform as the
+        targets (the share of training targets at or below it)."""
+        n = len(self.y_sorted)
+        share = (np.searchsorted(self.y_sorted, threshold, side="right") + 0.5) / (n + 1)
+        mean, sd = self.predict(xs)
+        return ndtr((mean - float(ndtri(share))) / sd)
 
 
 def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:

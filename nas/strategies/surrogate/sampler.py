@@ -19,6 +19,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 
 from nas.strategies import plan as contract
+from nas.strategies.feasible import COST_ATTR, costed, feasibility
 from nas.strategies.mutation import mutate, mutate_value, random_value
 from nas.strategies.surrogate.gp import HammingGP, encode
 
@@ -27,11 +28,12 @@ class SurrogateSampler(contract.PlanSampler):
     """Evolution guided by a Gaussian process: the unseen mutant of highest expected improvement."""
 
     def __init__(self, seed: int | None = None, parents: int = 10, n_startup: int = 10,
-                 n_random: int = 100, n_double: int = 100, space: Any = None) -> None:
+                 n_random: int = 100, n_double: int = 100, space: Any = None, cost_limit: float | None = None) -> None:
         super().__init__(seed, space, n_startup=n_startup)
         self.parents = parents
         self.n_random = n_random
         self.n_double = n_double
+        self.cost_limit = cost_limit  # with a budget: improvement weighted by P(cost <= limit)
 
     def plan(self, study: Study, trial: FrozenTrial,
              done: list[FrozenTrial]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -47,8 +49,18 @@ class SurrogateSampler(contract.PlanSampler):
             return values, {contract.PARENT_ATTR: top[0].number, contract.MUTATED_ATTR: changed}
         gp = HammingGP(encode([t.params for t in done], space), y)
         ei = gp.expected_improvement(encode(candidates, space))
+        if self.cost_limit is not None:
+            ei = ei * self._feasible(study, candidates)
         best = int(np.argmax(ei))
         return candidates[best], {contract.PARENT_ATTR: origin[best]}
+
+    def _feasible(self, study: Study, candidates: list[dict[str, Any]]) -> np.ndarray:
+        """P(cost within the limit) of each candidate, learned from every trial that recorded a cost."""
+        known = costed(study.get_trials(deepcopy=False))
+        space = _union_space(known)
+        costs = np.array([float(t.user_attrs[COST_ATTR]) for t in known])
+        return feasibility(encode([t.params for t in known], space), costs, encode(candidates, space),
+                           self.cost_limit)
 
     def _candidates(self, done: list[FrozenTrial], top: list[FrozenTrial], space: dict[str, BaseDistribution],
                     seen: set) -> tuple[list[dict[str, Any]], list[int]]:
