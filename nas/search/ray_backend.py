@@ -97,14 +97,14 @@ def _trainable(params: dict[str, Any], run: Run) -> None:
 
     try:
         record = _score(params, run)
+        fatal = record.error
     except Exception as err:
-        if not repeats_in_every_trial(err):
-            raise
-        tune.report({"epoch": 0, "reward": -1.0, FATAL: _one_line(err)})
+        record, fatal = None, err
+    if fatal is not None and repeats_in_every_trial(fatal):
+        tune.report({"epoch": 0, "reward": -1.0, FATAL: _one_line(fatal)})
         return
-    if record.error is not None and repeats_in_every_trial(record.error):
-        tune.report({"epoch": 0, "reward": -1.0, FATAL: _one_line(record.error)})
-        return
+    if record is None:
+        raise fatal
     tune.report({"epoch": (record.epochs or 0) + 1, "reward": record.reward if record.reward is not None else -1.0,
                  RECORD: json.dumps({"state": record.state, **record_attrs(record, backend="ray")})})
 

@@ -52,7 +52,7 @@ def zoo_for_data(name: str, num_classes: int) -> Genotype:
 def score_starts(run: Run, study: optuna.Study, progress: Progress) -> float:
     """Score every configured starting point the study does not hold yet; returns the seconds spent."""
     started = time.monotonic()
-    held = {t.user_attrs.get(START_ATTR, "").split(" x")[0] for t in study.get_trials(deepcopy=False)}
+    held = {t.user_attrs["genotype"].get("name") for t in study.get_trials(deepcopy=False) if start_of(t)}
     for name in run.config.start_names():
         if name in held:
             continue
