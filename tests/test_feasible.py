@@ -67,7 +67,8 @@ def test_feasibility_is_high_where_known_costs_are_within_the_limit_and_low_beyo
 def _proposals_within(cost_limit: float | None, seed: int) -> float:
     """A 2-parameter space where accuracy grows with x and cost is 10 (x + 1); candidates over the budget 35
     are rejected before training (pruned, as the hard reward does), so the accuracy model never sees
-    them. The share of the surrogate's own proposals (after 8 completed random ones) within the budget."""
+    them. The share of all 40 queries within the budget, start-up included (with a budget, the start-up
+    draws too go where the cost model holds them likely within it)."""
     study = optuna.create_study(direction="maximize",
                                 sampler=make_sampler("surrogate", seed, n_startup=8, cost_limit=cost_limit))
 
@@ -80,14 +81,29 @@ def _proposals_within(cost_limit: float | None, seed: int) -> float:
         return 0.5 + 0.05 * x + 0.01 * y
 
     study.optimize(objective, n_trials=40)
-    planned = [t for t in study.trials if PARENT_ATTR in t.system_attrs]  # not the random start-up ones
-    assert len(planned) >= 10
-    return sum(10.0 * (t.params["x"] + 1) <= 35.0 for t in planned) / len(planned)
+    assert sum(PARENT_ATTR in t.system_attrs for t in study.trials) >= 10  # the surrogate did plan
+    return sum(10.0 * (t.params["x"] + 1) <= 35.0 for t in study.trials) / len(study.trials)
 
 
 def test_the_surrogate_spends_its_proposals_within_the_budget_once_it_knows_the_border() -> None:
     with_limit = np.mean([_proposals_within(35.0, seed) for seed in range(3)])
     without = np.mean([_proposals_within(None, seed) for seed in range(3)])
-    # measured: 0.44 of the proposals within the budget with the feasibility model, 0.19 without; once the
-    # small feasible region has no improvement left, expected improvement * P(feasible) explores beyond it
-    assert with_limit > 1.8 * without and with_limit > without + 0.15, (with_limit, without)
+    # measured: 0.39 of the queries within the budget with the feasibility model, 0.28 without (24 of the 64
+    # points are within it, so at most 0.6); once that small region has no improvement left, expected
+    # improvement * P(feasible) explores beyond it
+    assert with_limit > without + 0.08, (with_limit, without)
+
+
+def test_start_up_draws_go_where_the_cost_model_holds_them_within_the_budget() -> None:
+    """Costs 10 (x + 1) seen for every x, budget 35: the start-up draws are x <= 2 only (P(x = 2) ~ 0.75,
+    P(x = 3) ~ 0.07); with no cost over the budget seen yet, it draws at random (an empty plan)."""
+    dists = {"x": optuna.distributions.CategoricalDistribution(list(range(8))),
+             "y": optuna.distributions.CategoricalDistribution(list(range(8)))}
+    study = optuna.create_study(direction="maximize")
+    for x in range(8):
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, params={"x": x, "y": 0},
+                                                  distributions=dists, user_attrs={"cost": 10.0 * (x + 1)}))
+    sampler = make_sampler("surrogate", 0, n_startup=8, cost_limit=35.0)
+    draws = [sampler.startup_plan(study, None) for _ in range(30)]
+    assert all(d["x"] <= 2 for d in draws) and len({(d["x"], d["y"]) for d in draws}) > 5
+    assert make_sampler("surrogate", 0, n_startup=8, cost_limit=1000.0).startup_plan(study, None) == {}

@@ -12,7 +12,7 @@ from optuna.distributions import CategoricalDistribution
 
 import nas
 from nas.config import load_config
-from nas.search.finalists import fidelity_tau, score_finalists, top_distinct
+from nas.search.finalists import fidelity_tau, finalist_pool, score_finalists, top_distinct
 from nas.search.reward import make_reward
 from nas.search.run import search
 from tests.search_helpers import FakeCost, FakeMeasuredCost, FakeTrainer, tiny_overrides
@@ -47,6 +47,15 @@ def test_top_distinct_keeps_one_trial_per_network():
               _trial(3, 0.6, 10, 0.7, "c")]
     assert [t.number for t in top_distinct(trials, 2)] == [1, 2]
     assert [t.number for t in top_distinct(trials, 10)] == [1, 2, 3]
+
+
+def test_finalist_pool_keeps_a_network_within_the_target():
+    """The top 2 by reward are both over T = 10: the last place goes to the best network within it."""
+    trials = [_trial(0, 0.9, 10.5, 0.88, "a"), _trial(1, 0.9, 10.8, 0.87, "b"), _trial(2, 0.8, 9.0, 0.80, "c"),
+              _trial(3, 0.82, 9.5, 0.82, "d"), _trial(4, 0.7, 12.0, 0.6, "e")]
+    assert [t.number for t in finalist_pool(trials, 2, 10.0)] == [0, 3]
+    assert [t.number for t in finalist_pool(trials, 4, 10.0)] == [0, 1, 3, 2]  # already holds one within
+    assert [t.number for t in finalist_pool([trials[0], trials[4]], 1, 10.0)] == [0]  # none within: as ranked
 
 
 def test_remeasured_latency_reorders_the_finalists():

@@ -82,14 +82,23 @@ def test_an_over_target_finalist_loses_to_one_within_the_target():
     assert winner.trial.number == 1 and winner.within_target and winner.final_cost == 20.0
 
 
-def test_when_no_finalist_meets_the_target_the_closest_wins_and_says_so():
+def test_a_network_measured_within_the_target_always_reaches_the_finalists():
     study = _study([(C, 0.95, 25.0, 8, None), (C, 0.80, 22.0, 16, None), (C, 0.60, 15.0, 24, None)])
     careful = {8: 30.0, 16: 23.0, 24: 19.0}
     winner = choose_winner(study, FakeMeasuredCost(careful=lambda g: careful[g.stages[0][0].out]),
                            make_reward("mnasnet", 20.0), finalists=2)  # trial 2 (the only one within T) is 3rd
-    assert winner.trial.number == 1 and not winner.within_target and winner.final_cost == 23.0
-    assert winner.note == ("no finalist meets the target 20 when measured again; the winner (trial 1) is the closest "
-                           "at 23; the best network within the target in the search was trial 2 (15, proxy accuracy "
+    assert [f.trial for f in winner.finalists] == [0, 2]  # by reward; the winner is the best within T
+    assert winner.trial.number == 2 and winner.within_target and winner.final_cost == 19.0
+
+
+def test_when_no_finalist_meets_the_target_the_closest_wins_and_says_so():
+    study = _study([(C, 0.95, 25.0, 8, None), (C, 0.80, 22.0, 16, None), (C, 0.60, 15.0, 24, None)])
+    careful = {8: 30.0, 16: 23.0, 24: 21.0}
+    winner = choose_winner(study, FakeMeasuredCost(careful=lambda g: careful[g.stages[0][0].out]),
+                           make_reward("mnasnet", 20.0), finalists=2)  # trials 0 and 2: both over when measured again
+    assert winner.trial.number == 2 and not winner.within_target and winner.final_cost == 21.0
+    assert winner.note == ("no finalist meets the target 20 when measured again; the winner (trial 2) is the closest "
+                           "at 21; the best network within the target in the search was trial 2 (15, proxy accuracy "
                            "0.6000)")
 
 

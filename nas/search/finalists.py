@@ -56,6 +56,17 @@ def top_distinct(trials: list[optuna.trial.FrozenTrial], k: int) -> list[optuna.
     return picked
 
 
+def finalist_pool(trials: list[optuna.trial.FrozenTrial], k: int, target: float) -> list[optuna.trial.FrozenTrial]:
+    """:func:`top_distinct`, with the best trial measured within ``target`` in the last place when none of
+    the top ``k`` was (trials just over T may be re-measured within it; if none is, the winner is still a
+    network the search saw within T)."""
+    picked = top_distinct(trials, k)
+    if any(t.user_attrs.get("cost", float("inf")) <= target for t in picked):
+        return picked
+    within = top_distinct([t for t in trials if t.user_attrs.get("cost", float("inf")) <= target], 1)
+    return picked[: k - 1] + within if within else picked
+
+
 def retrained_accuracy(genotype: Genotype, retrain: Retrain | None, seeds: Sequence[int]) -> tuple[float, float, int]:
     """(mean, standard deviation, count) of fresh trainings; (nan, 0, 0) without any."""
     if retrain is None or not seeds:

@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.search.cost_models import CostModel
-from nas.search.finalists import Finalist, Retrain, fidelity_tau, score_finalists, top_distinct
+from nas.search.finalists import Finalist, Retrain, fidelity_tau, finalist_pool, score_finalists
 from nas.search.reward import Reward
 from nas.search.scoring import DUPLICATE
 from searchspace import Genotype, parse_genotype
@@ -77,7 +77,7 @@ def choose_winner(study: optuna.Study, cost_model: CostModel, reward: Reward, fi
         return _from_finalist(trial, score_finalists([trial], reward, costs)[0], [])
     done = scored_trials(study.get_trials(deepcopy=False))
     k = max(1, finalists)
-    ranked = score_finalists(top_distinct(done, k), reward, costs, retrain if k > 1 else None, seeds)
+    ranked = score_finalists(finalist_pool(done, k, reward.target), reward, costs, retrain if k > 1 else None, seeds)
     within = [f for f in ranked if f.within_target]
     chosen = within[0] if within else min(ranked, key=lambda f: f.cost)
     trial = {t.number: t for t in done}[chosen.trial]

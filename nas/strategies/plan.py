@@ -92,6 +92,11 @@ class PlanSampler(BaseSampler):
         ``done``; an empty plan = a random trial."""
         return {}, {}
 
+    def startup_plan(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
+        """Values to follow while the study has fewer than ``n_startup`` completed trials; empty = a random
+        trial (a subclass may narrow the random draws, e.g. to those likely within a budget)."""
+        return {}
+
     def unseen_random_plan(self, study: Study, trial: FrozenTrial, tries: int = 200) -> dict[str, Any]:
         """The params of a random network the study does not hold, drawn with (seed, trial number)."""
         if self._space is None:
@@ -108,7 +113,10 @@ class PlanSampler(BaseSampler):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         done = completed_trials(study)
-        values, attrs = self.plan(study, trial, done) if len(done) >= self.n_startup else ({}, {})
+        if len(done) >= self.n_startup:
+            values, attrs = self.plan(study, trial, done)
+        else:
+            values, attrs = self.startup_plan(study, trial), {}
         if not values:
             values = self.unseen_random_plan(study, trial)
         if values:

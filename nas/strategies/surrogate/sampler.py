@@ -54,6 +54,31 @@ class SurrogateSampler(contract.PlanSampler):
         best = int(np.argmax(ei))
         return candidates[best], {contract.PARENT_ATTR: origin[best]}
 
+    def startup_plan(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
+        """With a budget, once a cost over it has been seen: a random point the cost model holds likely
+        within it (P >= 0.5; a plain random one when none is: an additive model extrapolates badly to values
+        it has not seen, so its likeliest guess may well be over). A tight budget rejects most random
+        networks, and the surrogate only starts once ``n_startup`` of them completed: without this, its
+        whole query budget could go on random draws far over T."""
+        if self.cost_limit is None:
+            return {}
+        known = costed(study.get_trials(deepcopy=False))
+        if len(known) < 2 or all(float(t.user_attrs[COST_ATTR]) <= self.cost_limit for t in known):
+            return {}
+        seen = contract.seen_points(study)
+        space = _union_space(known)
+        pool = []
+        for _ in range(self.n_random):
+            shape = known[self._rng.randint(len(known))]
+            point = {k: random_value(space[k], self._rng) for k in shape.params}
+            if contract.params_key(point) not in seen:
+                pool.append(point)
+        if not pool:
+            return {}
+        p = self._feasible(study, pool)
+        likely = np.flatnonzero(p >= 0.5)
+        return pool[int(self._rng.choice(likely))] if len(likely) else {}
+
     def _feasible(self, study: Study, candidates: list[dict[str, Any]]) -> np.ndarray:
         """P(cost within the limit) of each candidate, learned from every trial that recorded a cost."""
         known = costed(study.get_trials(deepcopy=False))
