@@ -70,8 +70,8 @@ class SearchConfig:
     goes, not what it finds, and are left out of :meth:`hash`.
     """
 
-    name: str | None = setting(None, "run name: outputs go to RUNS_DIR/NAME (default: search-<time>)",
-                               in_hash=False)
+    name: str | None = setting(None, "run name: outputs go to RUNS_DIR/NAME (default: search-<time>; nas run: "
+                                     "run-<time>)", in_hash=False)
     runs_dir: str = setting("runs", "folder holding runs", in_hash=False, example="DIR")
     target_latency: float | None = setting(20.0, "latency target T, e.g. 20ms or 0.02s", low=1e-6,
                                            parse=parse_latency_ms, example="20ms")
@@ -92,7 +92,8 @@ class SearchConfig:
     population: int = setting(10, "evolution population size", low=2, high=100000)
     tournament: int = setting(3, "evolution tournament (sample) size", low=1, high=100000)
     trials: int | None = setting(None, "stop when the study holds this many finished trials (completed, "
-                                       "pruned and failed; counted over all workers sharing the study)", low=1,
+                                       "pruned and failed, less interrupted ones, which run again; counted over "
+                                       "all workers sharing the study)", low=1,
                                  in_hash=False)
     budget: float | None = setting(840.0, "stop after this much wall time, e.g. 15m, 900s, 1h", low=1e-3,
                                    parse=parse_duration, in_hash=False, example="15m")
@@ -107,6 +108,10 @@ class SearchConfig:
     pruner: str = setting("median", "stop bad candidates early by their per-epoch accuracy", choices=PRUNERS)
     storage: str | None = setting(None, "Optuna storage URL (default: sqlite in the run folder); share it to "
                                         "search from many processes", in_hash=False, example="URL")
+    storage_patience: float = setting(60.0, "how long a lost database connection (a server restarting) or a "
+                                            "locked SQLite file is retried, with back-off, before the search "
+                                            "stops with one line", low=0.0, parse=parse_duration, in_hash=False,
+                                      example="60s")
     resume: bool = setting(False, "continue the named run, keeping every finished trial", in_hash=False)
     backend: str = setting("local", "local (Optuna in this process) or ray (Ray Tune trials)", choices=BACKENDS)
     address: str | None = setting(None, "Ray address (auto, ray://HOST:PORT); default starts a local Ray",
@@ -163,12 +168,15 @@ def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                cls: type = SearchConfig) -> Any:
-    """Defaults, then the YAML file (if any), then ``overrides`` (flag values; keys may be ``proxy.x``).
+                cls: type = SearchConfig, base: dict[str, Any] | None = None) -> Any:
+    """Defaults, then ``base`` (a mapping as in the YAML file, e.g. a run's saved config), then the YAML file (if
+    any), then ``overrides`` (flag values; keys may be ``proxy.x``).
 
     Every value is validated by its key's declaration; cross-key rules follow (:func:`check_config`).
     """
     config = cls()
+    if base is not None:
+        apply_settings(config, base)
     if path is not None:
         apply_settings(config, read_yaml_mapping(path))
     nested: dict[str, Any] = {}

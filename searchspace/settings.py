@@ -95,6 +95,11 @@ def declared(cls: type) -> dict[str, Declared]:
     return out
 
 
+def flag_name(key: str) -> str:
+    """A key's command-line flag: ``proxy.epochs`` -> ``--proxy-epochs``."""
+    return "--" + key.replace(".", "-").replace("_", "-")
+
+
 def is_section(key: Declared) -> bool:
     return key.param.kind not in (int, float, bool, str)
 

@@ -2,7 +2,8 @@
 
 ``NAS_TEST_POSTGRES_URL`` (set by ``.ci/run``, which starts a server) wins; otherwise a server is
 started from Debian's binaries in a temporary folder (as the ``postgres`` user when running as root)
-and stopped afterwards. :func:`postgres_url` returns None with a reason when neither is possible.
+and stopped afterwards. :func:`postgres_server` yields None with a reason when neither is possible;
+:func:`restartable_postgres` yields a server of this module's own that a test may stop and start again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 
 def _bin(name: str) -> str | None:
@@ -46,14 +48,47 @@ def fresh_database(server_url: str) -> str:
 @contextmanager
 def postgres_server() -> Iterator[tuple[str | None, str]]:
     """(URL of an empty database, "") or (None, why not)."""
-    with _server() as (url, why):
-        yield (fresh_database(url) if url else None), why
+    with _server() as (server, why):
+        yield (fresh_database(server.url) if server else None), why
+
+
+@dataclass
+class LocalServer:
+    """A server this module started: its URL (an empty database on it, once made) and its data folder."""
+
+    url: str
+    pg_ctl: str
+    folder: str
+    port: int
+
+    def start(self) -> None:
+        subprocess.run(_as_postgres([self.pg_ctl, "-D", os.path.join(self.folder, "data"), "-l",
+                                     os.path.join(self.folder, "log"), "-w", "-o",
+                                     f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder}", "start"]),
+                       check=True, capture_output=True, timeout=120)
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast``: its connections are ended, as by a restart)."""
+        subprocess.run(_as_postgres([self.pg_ctl, "-D", os.path.join(self.folder, "data"), "-m", mode, "stop"]),
+                       capture_output=True, timeout=60)
 
 
 @contextmanager
-def _server() -> Iterator[tuple[str | None, str]]:
+def restartable_postgres() -> Iterator[tuple[LocalServer | None, str]]:
+    """(a server of this module's own with an empty database at ``.url``, "") or (None, why not)."""
     if os.environ.get("NAS_TEST_POSTGRES_URL"):
-        yield os.environ["NAS_TEST_POSTGRES_URL"], ""
+        yield None, "NAS_TEST_POSTGRES_URL names a server that this test may not stop"
+        return
+    with _server() as (server, why):
+        if server is not None:
+            server.url = fresh_database(server.url)
+        yield server, why
+
+
+@contextmanager
+def _server() -> Iterator[tuple[LocalServer | None, str]]:
+    if os.environ.get("NAS_TEST_POSTGRES_URL"):
+        yield LocalServer(os.environ["NAS_TEST_POSTGRES_URL"], "", "", 0), ""
         return
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
     if not (initdb and pg_ctl):
@@ -64,21 +99,19 @@ def _server() -> Iterator[tuple[str | None, str]]:
         return
     folder = tempfile.mkdtemp(prefix="nas-pg-")
     os.chmod(folder, 0o777)
-    data, port = os.path.join(folder, "data"), _free_port()
+    port = _free_port()
+    server = LocalServer(f"postgresql://nas@127.0.0.1:{port}/postgres", pg_ctl, folder, port)
     try:
-        subprocess.run(_as_postgres([initdb, "-D", data, "-A", "trust", "-U", "nas"]), check=True,
-                       capture_output=True, timeout=120)
-        subprocess.run(_as_postgres([pg_ctl, "-D", data, "-l", os.path.join(folder, "log"), "-w", "-o",
-                                     f"-c listen_addresses=127.0.0.1 -p {port} -k {folder}", "start"]),
+        subprocess.run(_as_postgres([initdb, "-D", os.path.join(folder, "data"), "-A", "trust", "-U", "nas"]),
                        check=True, capture_output=True, timeout=120)
+        server.start()
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as err:
         yield None, f"could not start PostgreSQL ({type(err).__name__})"
         shutil.rmtree(folder, ignore_errors=True)
         return
     try:
-        yield f"postgresql://nas@127.0.0.1:{port}/postgres", ""
+        yield server, ""
     finally:
-        subprocess.run(_as_postgres([pg_ctl, "-D", data, "-m", "immediate", "stop"]), capture_output=True,
-                       timeout=60)
+        server.stop("immediate")
         time.sleep(0.2)
         shutil.rmtree(folder, ignore_errors=True)

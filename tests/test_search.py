@@ -211,11 +211,17 @@ class InterruptedTrainer(FakeTrainer):
         return super().__call__(genotype, report)
 
 
-def test_ctrl_c_fails_the_running_trial_with_its_reason_and_resume_goes_on(tmp_path):
-    summary, rows, _ = _search(tmp_path, "ctrlc", trainer=InterruptedTrainer(at=3), trials=5)
-    assert summary.message.startswith("interrupted after")
-    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE", "FAIL"]
-    assert rows[2]["reason"] == "interrupted (Ctrl-C)"
-    summary, rows, _ = _search(tmp_path, "ctrlc", trials=5, resume=True)
-    assert [r["state"] for r in rows[:3]] == ["COMPLETE", "COMPLETE", "FAIL"] and len(rows) == 5
-    assert {r["state"] for r in rows[3:]} == {"COMPLETE"}
+def test_ctrl_c_fails_the_running_trial_writes_the_outputs_and_resume_trains_it_again(tmp_path):
+    trainer = InterruptedTrainer(at=3)
+    with pytest.raises(KeyboardInterrupt):
+        _search(tmp_path, "ctrlc", trainer=trainer, trials=5)
+    folder = tmp_path / "runs" / "ctrlc"
+    rows = _rows(folder)  # the interrupted trial failed with its reason, its network queued to run again
+    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE", "FAIL", "WAITING"]
+    assert rows[2]["reason"] == "interrupted (Ctrl-C)" and rows[2]["hash"] == trainer.trained[2]
+    report = (folder / "report.md").read_text()  # written at once: the winner on the search's own scores
+    assert "stopped by Ctrl-C" in report and (folder / "best.yaml").is_file()
+    summary, rows, again = _search(tmp_path, "ctrlc", trials=5, resume=True)
+    assert summary.completed == 5 and [r["state"] for r in rows].count("FAIL") == 1 and len(rows) == 6
+    assert again.trained[0] == trainer.trained[2]  # the interrupted network is the first one trained
+    assert trainer.trained[2] in {r["hash"] for r in rows if r["state"] == "COMPLETE"}

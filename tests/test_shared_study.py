@@ -48,8 +48,11 @@ def test_a_dead_workers_trial_is_failed_and_a_live_one_untouched(tmp_path):
     time.sleep(2.2)
     storage.record_heartbeat(live._trial_id)  # this worker is alive: its heartbeat is fresh
     fail_dead_workers_trials(study)
-    states = {t.number: t.state for t in study.get_trials()}
-    assert states == {dead.number: optuna.trial.TrialState.FAIL, live.number: optuna.trial.TrialState.RUNNING}
+    trials = study.get_trials()
+    states = {t.number: t.state for t in trials}
+    assert states == {dead.number: optuna.trial.TrialState.FAIL, live.number: optuna.trial.TrialState.RUNNING,
+                      2: optuna.trial.TrialState.WAITING}  # the dead worker's network, queued to run again
+    assert trials[2].params == trials[dead.number].params and trials[2].system_attrs["failed_trial"] == dead.number
     rows = trial_rows(study)
     assert rows[dead.number]["reason"] == NO_HEARTBEAT and rows[live.number]["reason"] == ""
 

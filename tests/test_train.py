@@ -116,8 +116,8 @@ def test_bad_settings_and_classes():
         nas.train(TINY, **{**SMALL, "epochs": 0})
     with pytest.raises(NasError, match="'imagenet' is neither a data set"):
         nas.train(TINY, **{**SMALL, "data": "imagenet"})
-    with pytest.raises(NasError, match=r"the genotype has 5 classes .* has 10; set num_classes: 10"):
-        nas.train({**TINY, "head": {"num_classes": 5}}, **SMALL)
+    with pytest.raises(NasError, match=r"num_classes: 7 is not the data's number of classes \(synthetic has 10\)"):
+        nas.train(TINY, **{**SMALL, "num_classes": 7})
     if not torch.cuda.is_available():
         with pytest.raises(NasError, match="CUDA is not available"):
             nas.train(TINY, **{**SMALL, "device": "cuda"})
@@ -128,11 +128,15 @@ def test_mixed_precision_only_on_cuda():
     assert cpu == Precision() and cpu.scaler is None
 
 
-def write_tree(root: Path) -> None:
+COLOURS = ((250, 20, 20), (20, 20, 250), (20, 250, 20))
+
+
+def write_tree(root: Path, classes: tuple[str, ...] = ("cat", "dog")) -> None:
+    """An ImageFolder tree: one colour per class (red, blue, green), images of slightly different sizes."""
     from PIL import Image
 
     for split, n in (("train", 12), ("test", 3)):
-        for cls, colour in (("cat", (250, 20, 20)), ("dog", (20, 20, 250))):
+        for cls, colour in zip(classes, COLOURS, strict=False):
             for i in range(n):
                 path = root / split / cls / f"{i}.png"
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +156,31 @@ def test_imagefolder_streams_from_disk(tmp_path):
                        batch_size=4, workers=2, val_fraction=0.25, threads=1, num_classes=2, bn_images=18)
     assert result.classes == ["cat", "dog"] and result.images == {"train": 18, "val": 6, "test": 6}
     assert result.test_accuracy == 1.0  # red against blue
+
+
+def test_head_is_replaced_for_the_data_classes(tmp_path):
+    text = io.StringIO()
+    progress = TrainProgress(Console(file=text, width=300), quiet=True)
+    five = nas.train({**TINY, "head": {"num_classes": 5, "dropout": 0.1}}, out=str(tmp_path / "five"),
+                     progress=progress, **{**SMALL, "epochs": 1})
+    ten = sum(p.numel() for p in build_model(TINY).parameters())
+    # the classifier is Linear(24, classes): 25 parameters per class, 10 classes whatever the genotype said
+    assert five.params == ten and five.num_classes == 10 and five.replaced_head == 5
+    assert nas.load_genotype(tmp_path / "five" / "genotype.yaml").head["num_classes"] == 10
+    assert text.getvalue().splitlines() == [
+        "head: the genotype has 5 classes and the data (synthetic) 10: its classifier is replaced by a new one for "
+        "10 classes (as timm's create_model(..., num_classes=10))"]
+    same = nas.train(TINY, out=str(tmp_path / "same"), **{**SMALL, "epochs": 1, "num_classes": 10})
+    assert same.replaced_head is None and same.params == ten  # an explicit choice, equal to the data's
+
+
+def test_a_zoo_network_trains_on_three_classes(tmp_path):
+    write_tree(tmp_path / "tree", ("cat", "dog", "fox"))
+    result = nas.train("zoo:mobilenet_v3_small", data=str(tmp_path / "tree"), out=str(tmp_path / "out"),
+                       resolution=32, epochs=1, batch_size=4, workers=0, val_fraction=0.25, threads=1, bn_images=0)
+    # 2,542,856 parameters with 1000 classes (timm); the classifier Linear(1024, N) has 1,025 per class
+    assert result.params == 2_542_856 - 1025 * 1000 + 1025 * 3 == 1_520_931
+    assert result.replaced_head == 1000 and result.classes == ["cat", "dog", "fox"]
 
 
 def test_imagefolder_without_test_split_is_refused(tmp_path):

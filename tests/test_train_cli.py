@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from nas.cli import main
+from nas.export.onnx import read_metadata
 from tests.test_train import TINY  # one tiny genotype for both train test files
 
 RECIPE = ["--data", "synthetic", "--resolution", "16", "--subset", "512", "--batch-size", "32", "--threads", "1"]
@@ -76,6 +77,23 @@ def test_weights_flow_on_to_export(genotype, tmp_path, capsys):
     assert main(["export", str(genotype), "--weights", str(out / "best.pt"), "--format", "torchscript",
                  "-o", str(tmp_path / "m.pt")]) == 0  # the genotype as given: width 1, same classes
     assert (tmp_path / "m.onnx").stat().st_size > 0 and (tmp_path / "m.pt").stat().st_size > 0
+    meta = read_metadata(tmp_path / "m.onnx")  # the trained network's preprocessing travels with it
+    result = json.loads((out / "result.json").read_text())
+    assert (meta["resolution"], json.loads(meta["mean"]), json.loads(meta["classes"])) == (
+        "16", result["normalize"]["mean"], [str(i) for i in range(10)])
+    assert main(["export", str(genotype), "--weights", str(out / "best.pt"), "--format", "onnx", "--resolution",
+                 "32", "-o", str(tmp_path / "other.onnx")]) == 0
+    assert read_metadata(tmp_path / "other.onnx") == {}  # another size than the trained one: no preprocessing
+
+
+def test_a_zoo_network_gets_a_classifier_for_the_data(tmp_path, capsys):
+    out = tmp_path / "zoo"
+    assert main(["train", "zoo:mobilenet_v3_small", *RECIPE, "--resolution", "32", "--epochs", "1", "--quiet",
+                 "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["head: the genotype has 1000 classes and the data (synthetic) 10: its classifier is "
+                                "replaced by a new one for 10 classes (as timm's create_model(..., num_classes=10))"]
+    assert json.loads((out / "result.json").read_text())["replaced_head"] == 1000
 
 
 def one_line_error(argv: list[str], capsys) -> str:
@@ -94,15 +112,13 @@ def test_bad_input_is_one_line(genotype, tmp_path, capsys):
         (["--data", "fashion-mnist", "--data-dir", str(tmp_path / "missing")], "no such fashion-mnist directory"),
         (["--data", str(tmp_path / "empty")], "no class folders with images"),
         (["--data", "synthetic", "--epochs", "0"], "epochs: 0 is out of range"),
-        (["--data", "synthetic", "--num-classes", "7"], "the genotype has 7 classes"),
+        (["--data", "synthetic", "--num-classes", "7"], "num_classes: 7 is not the data's number of classes"),
         (["--data", "synthetic", "--optimizer", "lion"], "optimizer: lion is not one of sgd, adamw"),
         (["--data", "synthetic", "--dataset", "mnist"], "give the data set either as data or as dataset"),
     ]
     for extra, message in cases:
         assert message in one_line_error(base + extra, capsys), extra
     assert not Path(out).exists()  # nothing was written
-    err = one_line_error(["train", "zoo:mobilenet_v3_small", *RECIPE, "--epochs", "1", "--out", out], capsys)
-    assert "has 1000 classes (head.num_classes) but the data (synthetic) has 10" in err
     Path(out).mkdir()
     (Path(out) / "last.pt").write_bytes(b"not a checkpoint")
     err = one_line_error(base + ["--data", "synthetic", "--resume"], capsys)

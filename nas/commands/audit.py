@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_flags(p, SearchConfig)
     p.add_argument("--data", dest="proxy.data_dir", default=None, metavar="DIR",
                    help="dataset folder (same as --proxy-data-dir)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt="run the same command again to continue (finished trainings are kept)")
 
 
 def command_line(args: argparse.Namespace) -> str:

@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="output file (required for onnx/torchscript; timm: default stdout, "
                                           ".json writes the JSON form)")
     add_scaling_arguments(p)
-    p.add_argument("--weights", help="state dict of a trained run (torch.load, weights_only=True)")
+    p.add_argument("--weights", help="state dict of a trained run (torch.load, weights_only=True); the best.pt of "
+                                     "a nas train folder, with its genotype.yaml, also puts the preprocessing "
+                                     "(resolution, mean, std, classes) into the ONNX file's metadata")
     p.add_argument("--exporter", choices=("legacy", "dynamo"), default="legacy",
                    help="ONNX exporter: legacy TorchScript-based (default, fast) or torch.export-based")
     p.add_argument("--opset", type=int, help="ONNX opset (default 17 legacy, 18 dynamo)")
@@ -49,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
 
     model = prepare_model(genotype, weights=args.weights)
     if args.format == "onnx":
-        result = export_onnx(model, args.output, exporter=args.exporter, opset=args.opset)
+        from nas.training.load import onnx_metadata, trained_here
+
+        trained = trained_here(args.weights, genotype) if args.weights else None
+        metadata = onnx_metadata(trained, genotype) if trained is not None else None  # its preprocessing
+        result = export_onnx(model, args.output, exporter=args.exporter, opset=args.opset, metadata=metadata)
     else:
         result = export_torchscript(model, args.output)
     if args.json:

@@ -7,6 +7,10 @@ match PyTorch for every block family in the zoo, but the dynamo exporter takes 1
 and registry warnings, and needs torch.export-friendly shapes; our networks are static
 convolutional graphs, where tracing is exact. ``exporter="dynamo"`` (opset 18) is kept for when
 torch drops the legacy path (it warns that it will).
+
+An ONNX file may carry metadata (``metadata``: string entries, e.g. a trained network's preprocessing; read back
+by :func:`read_metadata`) and may take other input sizes (``sizes``: height and width become dynamic axes, and
+the file is checked against PyTorch at each size).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +52,7 @@ class ExportResult:
     max_abs_diff: float
     max_abs_output: float  # scale of PyTorch's output on the check input, to read the difference against
     seconds: float
+    sizes: list[int] | None = None  # input sides checked besides ``resolution`` (height and width dynamic)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,11 +74,11 @@ def prepare_model(genotype: Any, num_classes: int | None = None, resolution: int
     return model.eval()
 
 
-def _inputs(model: Network, batch: int) -> torch.Tensor:
+def _inputs(model: Network, batch: int, size: int | None = None) -> torch.Tensor:
     import torch
 
     in_channels = model.genotype.input["channels"]
-    return torch.randn(batch, in_channels, model.resolution, model.resolution)
+    return torch.randn(batch, in_channels, size or model.resolution, size or model.resolution)
 
 
 def _finish(tmp: Path, path: Path, diff: float, fmt: str) -> None:
@@ -83,15 +89,17 @@ def _finish(tmp: Path, path: Path, diff: float, fmt: str) -> None:
     tmp.replace(path)
 
 
-def _onnx_export(model: Network, x: torch.Tensor, tmp: Path, exporter: str, opset: int) -> None:
+def _onnx_export(model: Network, x: torch.Tensor, tmp: Path, exporter: str, opset: int,
+                 dynamic_size: bool = False) -> None:
     import torch
 
     names = {"input_names": ["input"], "output_names": ["logits"]}
+    axes = {0: "batch", 2: "height", 3: "width"} if dynamic_size else {0: "batch"}
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # legacy: deprecation notice; dynamo: pytree/registry chatter
         if exporter == "legacy":
             torch.onnx.export(model, (x,), str(tmp), dynamo=False, opset_version=opset,
-                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, **names)
+                              dynamic_axes={"input": axes, "logits": {0: "batch"}}, **names)
             return
         logger = logging.getLogger("torch.onnx")  # quiet its "torchvision is not installed" notices
         level = logger.level
@@ -103,38 +111,68 @@ def _onnx_export(model: Network, x: torch.Tensor, tmp: Path, exporter: str, opse
             logger.setLevel(level)
 
 
-def export_onnx(model: Network, path: str | os.PathLike, exporter: str = "legacy",
-                opset: int | None = None) -> ExportResult:
-    """Write ``model`` as ONNX (dynamic batch axis) and check it in onnxruntime against PyTorch."""
-    import onnx
-    import onnxruntime
+def export_onnx(model: Network, path: str | os.PathLike, exporter: str = "legacy", opset: int | None = None,
+                metadata: Mapping[str, str] | None = None, sizes: Sequence[int] = ()) -> ExportResult:
+    """Write ``model`` as ONNX (dynamic batch axis) and check it in onnxruntime against PyTorch.
+
+    ``metadata``: string entries stored in the file. ``sizes``: other input sides the file must run at (height
+    and width become dynamic axes; legacy exporter only); the check runs at each of them too."""
     import torch
 
     if exporter not in ("legacy", "dynamo"):
         raise NasError(f"exporter: {exporter!r} is not one of legacy, dynamo")
+    if sizes and exporter != "legacy":
+        raise NasError("sizes: other input sizes need the legacy exporter")
     opset = opset or (17 if exporter == "legacy" else 18)
     path = check_output_file(path, "output")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     start = time.perf_counter()
     model.eval()
-    x = _inputs(model, CHECK_BATCH)
+    inputs = [_inputs(model, CHECK_BATCH, size) for size in (model.resolution, *sizes)]
     try:
-        _onnx_export(model, _inputs(model, 1), tmp, exporter, opset)
-        onnx.checker.check_model(str(tmp))
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        session = onnxruntime.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"])
-        (out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+        _onnx_export(model, _inputs(model, 1), tmp, exporter, opset, dynamic_size=bool(sizes))
+        outputs = _check_in_onnxruntime(tmp, inputs, metadata)
     except Exception as err:  # exporter, checker or runtime failure: report it in one line
         tmp.unlink(missing_ok=True)
         raise NasError(f"onnx: {exporter} export at opset {opset} failed: {_first_line(err)}") from None
     with torch.no_grad():
-        ref = model(x)
-    diff = (torch.from_numpy(out) - ref).abs().max().item()
+        refs = [model(x) for x in inputs]
+    diff = max((torch.from_numpy(out) - ref).abs().max().item() for out, ref in zip(outputs, refs, strict=True))
     _finish(tmp, path, diff, "onnx")
     return ExportResult(str(path), "onnx", f"{exporter} exporter, opset {opset}", model.resolution,
-                        x.shape[1], diff, ref.abs().max().item(), time.perf_counter() - start)
+                        inputs[0].shape[1], diff, max(ref.abs().max().item() for ref in refs),
+                        time.perf_counter() - start, list(sizes) or None)
+
+
+def _check_in_onnxruntime(path: Path, inputs: list[torch.Tensor], metadata: Mapping[str, str] | None) -> list:
+    """Store ``metadata`` in the file, check the graph, and run it in onnxruntime on each input."""
+    import onnx
+    import onnxruntime
+
+    if metadata:
+        graph = onnx.load(str(path))
+        onnx.helper.set_model_props(graph, {str(k): str(v) for k, v in metadata.items()})
+        onnx.save(graph, str(path))
+    onnx.checker.check_model(str(path))
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return [session.run(None, {name: x.numpy()})[0] for x in inputs]
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata entries of an ONNX file; a one-line NasError for a missing or unreadable file."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False)
+    except FileNotFoundError:
+        raise NasError(f"{path}: no such ONNX file") from None
+    except Exception as err:  # not protobuf, truncated
+        raise NasError(f"{path}: not a readable ONNX file ({_first_line(err)})") from None
+    return {entry.key: entry.value for entry in graph.metadata_props}
 
 
 def export_torchscript(model: Network, path: str | os.PathLike) -> ExportResult:

@@ -99,6 +99,18 @@ class TableLatency(PredictedLatency):
         return measured
 
 
+@dataclass
+class RecordedCosts:
+    """The cost each network was given during the search, by genotype hash: nothing counted or measured
+    (the winner's figures when a search is stopped and must write its outputs at once)."""
+
+    unit: str
+    costs: dict[str, float]
+
+    def cost(self, genotype: Genotype) -> float:
+        return self.costs[genotype.hash()]
+
+
 def cost_model_for(config: SearchConfig) -> CostModel:
     """The cost model a search config asks for (a table or model file is loaded here, once)."""
     res = config.latency_resolution

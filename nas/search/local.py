@@ -1,5 +1,6 @@
 """The local search loop on Optuna: sample, score (or reuse), record; resumable; a failed trial is
-recorded, not fatal; Ctrl-C leaves finished trials for --resume."""
+recorded, not fatal; Ctrl-C or SIGTERM fails this process's running trial with its reason, queues its
+network again (:mod:`nas.search.retry`) and leaves finished trials for --resume."""
 
 from __future__ import annotations
 
@@ -7,15 +8,19 @@ import logging
 import time
 
 import optuna
-from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
+from nas.common.signals import stop_name
 from nas.search.outputs import write_trials
 from nas.search.progress import Progress
+from nas.search.retry import StopAtTrials, counted, queue_again
 from nas.search.scoring import REASON, Pruned, earlier_trial, record_attrs, record_values, score_or_reuse
 from nas.search.setup import Run
 
-INTERRUPTED = "interrupted (Ctrl-C)"  # the reason recorded for a trial stopped by Ctrl-C
+
+def interrupted(err: BaseException) -> str:
+    """The reason recorded for a trial stopped by ``err``: ``interrupted (Ctrl-C)`` or ``interrupted (SIGTERM)``."""
+    return f"interrupted ({stop_name(err)})"
 
 
 class TrialFailed(Exception):
@@ -32,16 +37,16 @@ class Objective:
         self.progress = progress
 
     def __call__(self, trial: optuna.Trial):
+        self.current = trial
         genotype = self.run.space.sample(trial)
         trial.set_user_attr("hash", genotype.hash())  # known while it runs (a killed run shows what it held)
         if self.progress:
             self.progress.candidate(trial.number, genotype)
-        self.current = trial
         earlier = earlier_trial(trial.study, genotype.hash(), trial.number)
         try:
             record = score_or_reuse(genotype, self.run.scorer, earlier, self._reporter(trial))
-        except KeyboardInterrupt:  # recorded while the trial still runs (Optuna then marks it failed)
-            trial.set_user_attr(REASON, INTERRUPTED)
+        except KeyboardInterrupt as stop:  # recorded while the trial still runs (Optuna then marks it failed)
+            trial.set_user_attr(REASON, interrupted(stop))
             raise
         for key, value in record_attrs(record).items():
             trial.set_user_attr(key, value)
@@ -74,7 +79,7 @@ class StopOnFailures:
         self.message: str | None = None
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        trials = counted(study.get_trials(deepcopy=False))  # an interrupted trial is not a failure
         recent = trials[-self.limit:]
         if len(recent) == self.limit and all(t.state == TrialState.FAIL for t in recent):
             reason = recent[-1].user_attrs.get(REASON, "unknown")
@@ -113,23 +118,28 @@ class ReserveForFinalists:
             study.stop()
 
 
-def mark_own_interrupted(study: optuna.Study, trial: optuna.Trial | None) -> None:
-    """This process's own trial, stopped by Ctrl-C: failed with its reason (other workers' trials untouched)."""
+def stop_own_trial(study: optuna.Study, trial: optuna.Trial | None, stop: BaseException) -> None:
+    """This process's own trial, stopped by Ctrl-C or SIGTERM: failed with its reason, and its network queued
+    to run again (other workers' trials untouched)."""
     if trial is None:
         return
     frozen = study._storage.get_trial(trial._trial_id)
     if frozen.state == TrialState.RUNNING:  # a finished trial cannot be updated (its reason is already set)
-        study._storage.set_trial_user_attr(trial._trial_id, REASON, INTERRUPTED)
+        study._storage.set_trial_user_attr(trial._trial_id, REASON, interrupted(stop))
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        frozen = study._storage.get_trial(trial._trial_id)
+    if frozen.state == TrialState.FAIL and str(frozen.user_attrs.get(REASON, "")).startswith("interrupted"):
+        queue_again(study, frozen)
 
 
 def run_local(run: Run, study: optuna.Study, progress: Progress, spent: float = 0.0) -> str | None:
     """Run trials in this process until the trial count or the time budget (less ``spent`` seconds, used
-    before the loop) is reached."""
+    before the loop) is reached. Ctrl-C or SIGTERM: this process's trial is stopped (:func:`stop_own_trial`)
+    and the interrupt raised again."""
     cfg = run.config
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("optuna").setLevel(logging.ERROR)
-    finished = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
+    finished = len(counted(study.get_trials(deepcopy=False)))
     remaining = None if cfg.trials is None else max(0, cfg.trials - finished)
     if remaining == 0:
         return f"nothing to do: the study already holds {finished} finished trials (trials: {cfg.trials})"
@@ -137,8 +147,7 @@ def run_local(run: Run, study: optuna.Study, progress: Progress, spent: float = 
     objective = Objective(run, progress)
     callbacks = [progress.finished, stopper, lambda s, t: write_trials(run.folder, s)]
     if cfg.trials is not None:  # the count is the study's: all workers together
-        callbacks.append(MaxTrialsCallback(cfg.trials, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                               TrialState.FAIL)))
+        callbacks.append(StopAtTrials(cfg.trials))
     start = time.monotonic() - spent
     reserve = ReserveForFinalists(run, start)
     callbacks.append(reserve)
@@ -146,7 +155,7 @@ def run_local(run: Run, study: optuna.Study, progress: Progress, spent: float = 
         timeout = None if cfg.budget is None else max(1.0, cfg.budget - spent)
         study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(Exception,),
                        callbacks=callbacks, gc_after_trial=True)
-    except KeyboardInterrupt:
-        mark_own_interrupted(study, objective.current)
-        return f"interrupted after {time.monotonic() - start:.0f}s; finished trials are kept (resume with --resume)"
+    except KeyboardInterrupt as stop:
+        stop_own_trial(study, objective.current, stop)
+        raise
     return stopper.message or reserve.message

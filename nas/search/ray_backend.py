@@ -23,6 +23,7 @@ try:  # loaded only for a Ray search (run.py imports this module then)
 except ImportError:  # ray without its tune extra: run_ray says how to install it
     Stopper = object
 
+from nas.common.signals import keep_sigterm
 from nas.search.cluster import (
     check_nodes,
     for_workers,
@@ -165,8 +166,9 @@ def _connect(address: str | None, workers: int) -> None:
     init_args = {"address": address} if address else {"address": "local", "num_cpus": workers,
                                                       "include_dashboard": False}
     try:
-        ray.init(ignore_reinit_error=True, log_to_driver=False, configure_logging=False,
-                 runtime_env={"env_vars": env} if env else None, **init_args)
+        with keep_sigterm():  # SIGTERM stays Ctrl-C (:mod:`nas.common.signals`), not Ray's immediate exit
+            ray.init(ignore_reinit_error=True, log_to_driver=False, configure_logging=False,
+                     runtime_env={"env_vars": env} if env else None, **init_args)
     except (ConnectionError, ValueError, RuntimeError) as err:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray"
         raise NasError(f"address: cannot start or join {where}: {_one_line(err)}") from None

@@ -1,4 +1,10 @@
-"""One search run end to end: prepare the folder, run trials (local or Ray), write the outputs."""
+"""One search run end to end: prepare the folder, run trials (local or Ray), write the outputs.
+
+Ctrl-C or SIGTERM (:mod:`nas.common.signals`) stops the trials and the finalists: the outputs are written
+at once from what the study holds (:func:`stopped`) and the interrupt goes on to the caller. A storage
+failure (a full disk, a read-only folder, a lost database server) is raised as one line
+(:func:`nas.common.failures.storage_errors`); finished trials are in the study.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nas.common.failures import storage_errors
+from nas.common.signals import stop_name
 from nas.config import SearchConfig
 from nas.search.cluster import NODE_LOCK, measures_latency
-from nas.search.cost_models import CostModel
+from nas.search.cost_models import CostModel, RecordedCosts
 from nas.search.finalists import Retrain, finalists_table
 from nas.search.local import run_local
 from nas.search.outputs import (
@@ -22,10 +30,11 @@ from nas.search.outputs import (
     write_report,
 )
 from nas.search.progress import Progress
+from nas.search.retry import RESUME
 from nas.search.scoring import Trainer
 from nas.search.setup import Run, create_study, prepare_run
 from nas.search.starts import score_starts, start_of
-from nas.search.winner import Winner, choose_winner
+from nas.search.winner import Winner, choose_winner, scored_trials
 from searchspace import load_genotype
 from searchspace.errors import NasError
 
@@ -37,6 +46,7 @@ class RunSummary:
     message: str | None
     trials: int
     completed: int
+    winner: Winner | None = None    # the chosen network and the figures that decided it (its finalists)
 
 
 def search(config: SearchConfig, quiet: bool = False, cost_model: CostModel | None = None,
@@ -44,10 +54,17 @@ def search(config: SearchConfig, quiet: bool = False, cost_model: CostModel | No
     """Run a search as configured and write ``runs/<name>/``; returns where things are.
 
     ``cost_model``, ``trainer`` and ``retrain`` (the finalists' trainer) replace the configured ones
-    (:func:`nas.search.setup.prepare_run`).
+    (:func:`nas.search.setup.prepare_run`). Ctrl-C or SIGTERM: the outputs are written and the interrupt
+    raised again; a storage failure raises :class:`~searchspace.errors.StorageFailure`.
     """
     run = prepare_run(config, cost_model, trainer, retrain)
-    study = create_study(run)
+    with storage_errors(run.folder, run.storage, then=RESUME):
+        return _search(run, create_study(run), quiet)
+
+
+def _search(run: Run, study, quiet: bool) -> RunSummary:
+    """The trials, the winner and the outputs of a prepared run."""
+    config = run.config
     unit = config.unit
     progress = Progress(config.trials, config.budget, unit, quiet=quiet)
     if not quiet:
@@ -55,22 +72,20 @@ def search(config: SearchConfig, quiet: bool = False, cost_model: CostModel | No
               f"{config.strategy} | reward {config.reward} | target {config.target:g} {unit} | "
               f"budget {config.budget or '-'} s | trials {config.trials or '-'}", flush=True)
     start = time.monotonic()
-    spent = score_starts(run, study, progress)
-    if config.backend == "ray":
-        from nas.search.ray_backend import run_ray
-
-        message = run_ray(run, study, progress)
-    else:
-        message = run_local(run, study, progress, spent)
-    if not quiet and config.finalists > 1 and study.get_trials(deepcopy=False):
-        print(f"nas search: finalists: the best {config.finalists} networks trained again ({config.finalist_seeds} "
-              "seeds each) and measured again side by side", flush=True)
-    winner = choose_winner(study, run.scorer.cost_model, run.scorer.reward, config.finalists, run.retrain,
-                           run.finalist_seeds)
+    try:
+        message = _trials(run, study, progress)
+        if not quiet and config.finalists > 1 and study.get_trials(deepcopy=False):
+            print(f"nas search: finalists: the best {config.finalists} networks trained again "
+                  f"({config.finalist_seeds} seeds each) and measured again side by side", flush=True)
+        winner = choose_winner(study, run.scorer.cost_model, run.scorer.reward, config.finalists, run.retrain,
+                               run.finalist_seeds)
+    except KeyboardInterrupt as stop:
+        stopped(run, study, stop, time.monotonic() - start, quiet)
+        raise
     best_path = finish(run, study, winner, quiet=quiet)
     trials = study.get_trials(deepcopy=False)
     summary = RunSummary(run.folder, best_path, message, len(trials),
-                         len([t for t in trials if t.state.name == "COMPLETE"]))
+                         len([t for t in trials if t.state.name == "COMPLETE"]), winner)
     if not quiet:
         if message:
             print(f"nas search: {message}", flush=True)
@@ -80,6 +95,29 @@ def search(config: SearchConfig, quiet: bool = False, cost_model: CostModel | No
               f"{time.monotonic() - start:.0f}s; outputs in {run.folder}/"
               + (f"; winner {best_path}" if best_path else "; no trial completed, no winner"), flush=True)
     return summary
+
+
+def _trials(run: Run, study, progress: Progress) -> str | None:
+    """The starting points, then the search's trials (local or Ray); a message on how the loop ended."""
+    spent = score_starts(run, study, progress)
+    if run.config.backend == "ray":
+        from nas.search.ray_backend import run_ray
+
+        return run_ray(run, study, progress)
+    return run_local(run, study, progress, spent)
+
+
+def stopped(run: Run, study, stop: BaseException, seconds: float, quiet: bool) -> None:
+    """After Ctrl-C or SIGTERM: the outputs from what the study holds, at once (the winner on the search's own
+    scores and recorded costs; no finalist is trained or measured), and one line saying so."""
+    done = scored_trials(study.get_trials(deepcopy=False))
+    recorded = RecordedCosts(run.config.unit, {t.user_attrs["hash"]: float(t.user_attrs["cost"]) for t in done})
+    winner = choose_winner(study, recorded, run.scorer.reward)
+    chosen = "; the winner is chosen on the search's own scores (no finalists)" if winner is not None else ""
+    note = f"stopped by {stop_name(stop)} after {seconds:.0f}s with {len(done)} completed trials{chosen}; {RESUME}"
+    finish(run, study, winner, quiet=True, stopped=note)
+    if not quiet:
+        print(f"nas search: {note}; outputs in {run.folder}/", flush=True)
 
 
 def _reference_costs(cost_model: CostModel) -> dict[str, float]:
@@ -92,8 +130,9 @@ def _reference_costs(cost_model: CostModel) -> dict[str, float]:
     return costs
 
 
-def finish(run: Run, study, winner: Winner | None, quiet: bool = False) -> Path | None:
-    """Write trials.csv, pareto.csv, pareto.png, best.yaml and report.md (the winner is already chosen)."""
+def finish(run: Run, study, winner: Winner | None, quiet: bool = False, stopped: str | None = None) -> Path | None:
+    """Write trials.csv, pareto.csv, pareto.png, best.yaml and report.md (the winner is already chosen).
+    ``stopped``: the search was interrupted (said in report.md; nothing is measured for the figure)."""
     from rich.console import Console
 
     from nas.search.stage_table import print_genotype_table
@@ -103,9 +142,12 @@ def finish(run: Run, study, winner: Winner | None, quiet: bool = False) -> Path 
     write_csv(run.folder / "trials.csv", rows)
     front = pareto_front(rows)
     write_csv(run.folder / "pareto.csv", front)
-    plot_pareto(run.folder / "pareto.png", rows, front, cfg.target, cfg.unit, _reference_costs(run.scorer.cost_model))
+    plot_pareto(run.folder / "pareto.png", rows, front, cfg.target, cfg.unit,
+                {} if stopped else _reference_costs(run.scorer.cost_model))
     summary = {"name": run.study_name, "config hash": cfg.hash(), "strategy": cfg.strategy, "reward": cfg.reward,
                "target": f"{cfg.target:g} {cfg.unit}", "trials": len(rows)}
+    if stopped:
+        summary["stopped"] = stopped
     if cfg.backend == "ray" and measures_latency(run):
         summary["latency on the Ray workers"] = NODE_LOCK
     if winner is None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import optuna
 
+from nas.common.skipped import list_skipped
 from nas.config import SearchConfig
 from nas.search.cost_models import CostModel, cost_model_for
 from nas.search.finalists import Retrain
@@ -63,6 +64,7 @@ def prepare_run(config: SearchConfig, cost_model: CostModel | None = None, train
     space = searched_space(config)  # a bad data folder fails before any file is made
     make_folder(folder, "runs_dir")
     write_text_atomic(folder / "config.json", json.dumps(config.to_dict(), indent=2))
+    list_skipped(folder, skipped_images(config))
     storage = config.storage or f"sqlite:///{db}"
     scorer.chance = 1.0 / space.config.head["num_classes"]
     return Run(config, folder, storage, space, scorer, retrain or FinalistTrainer(config.proxy, config.finalist_epochs))
@@ -79,6 +81,13 @@ def make_folder(folder: Path, flag: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise NasError(f"{flag}: cannot create {str(folder)!r}: {err.strerror or err}") from None
+
+
+def skipped_images(config: SearchConfig) -> tuple[str, ...]:
+    """The proxy data's unreadable images left out (``proxy.skip_bad_images``; the data is loaded already)."""
+    from predictors.data.load import load_dataset
+
+    return load_dataset(config.proxy.dataset_spec()).skipped
 
 
 def searched_space(config: SearchConfig) -> Space:
@@ -104,7 +113,7 @@ def create_study(run: Run) -> optuna.Study:
         pruner = optuna.pruners.NopPruner()  # Optuna prunes single-objective studies only
     directions = ["maximize", "minimize"] if reward.multi_objective else ["maximize"]
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage = open_storage(run.storage)
+    storage = open_storage(run.storage, patience=cfg.storage_patience)
     try:
         study = optuna.create_study(study_name=run.study_name, storage=storage, sampler=sampler,
                                     pruner=pruner, directions=directions, load_if_exists=True)

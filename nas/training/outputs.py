@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nas.common.failures import storage_errors
 from nas.common.figures import pyplot, save_figure
 from predictors.training.loop import EpochEnd, EpochStats
 from searchspace import Genotype, NasError, load_genotype, save_genotype
@@ -111,16 +112,17 @@ def write_checkpoints(out: Path, genotype: Genotype, recipe: dict, normalize: di
 
 class EpochWriter:
     """The loop's per-epoch hook: checkpoints (``best.pt`` when validation improved, then ``last.pt``) and
-    ``metrics.csv``."""
+    ``metrics.csv``; a full disk or a read-only folder is one line (a StorageFailure), earlier epochs kept."""
 
     def __init__(self, out: Path, genotype: Genotype, recipe: dict, normalize: dict) -> None:
         self.out, self.genotype, self.recipe, self.normalize = out, genotype, recipe, normalize
 
     def __call__(self, end: EpochEnd) -> None:
         state = end.state()
-        write_checkpoints(self.out, self.genotype, self.recipe, self.normalize, state,
-                          weights_of(end.model) if end.improved else None)
-        write_metrics(self.out, [EpochStats(**h) for h in state["history"]])
+        with storage_errors(self.out, then="continue with --resume (finished epochs are kept)"):
+            write_checkpoints(self.out, self.genotype, self.recipe, self.normalize, state,
+                              weights_of(end.model) if end.improved else None)
+            write_metrics(self.out, [EpochStats(**h) for h in state["history"]])
 
 
 def write_metrics(out: Path, history: list[EpochStats]) -> None:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nas.common.skipped import list_skipped
 from nas.training.outputs import (
     BEST,
     EpochWriter,
@@ -60,8 +61,10 @@ class TrainResult:
     width: float
     images: dict[str, int]          # per split
     normalize: dict[str, list[float]]  # per-channel mean and std in [0, 255] units: x = (pixel - mean) / std
-    classes: list[str] | None
+    classes: list[str] | None       # class names in label order
     config: dict[str, Any]
+    replaced_head: int | None = None  # the genotype's own class count when its classifier was replaced
+    skipped_images: int = 0         # unreadable images left out (skip_bad_images; listed in bad_images.txt)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,18 +88,33 @@ def train_config(config: TrainConfig | None = None, **settings: Any) -> TrainCon
     return config.resolved()
 
 
+def head_for_data(genotype: Genotype, config: TrainConfig, data_classes: int) -> tuple[Genotype, int | None]:
+    """``genotype`` with a classifier for the data's classes, and its own class count when that differed (None
+    when it fit). As timm's ``create_model(name, num_classes=N)``, a genotype made for other data (a zoo network's
+    1000 ImageNet classes, a search on another data set) gets a new classifier; an explicit ``num_classes`` must
+    be the data's."""
+    if config.num_classes is not None and config.num_classes != data_classes:
+        raise NasError(f"num_classes: {config.num_classes} is not the data's number of classes ({config.dataset} "
+                       f"has {data_classes}); give {data_classes}, or leave it out: the classifier follows the data")
+    classes = genotype.head["num_classes"]
+    if classes == data_classes:
+        return genotype, None
+    return parse_genotype({**genotype.to_dict(), "head": {**genotype.head, "num_classes": data_classes}}), classes
+
+
+def head_note(replaced: int, data_classes: int, dataset: str) -> str:
+    """The line that says a classifier was replaced."""
+    return (f"head: the genotype has {replaced} classes and the data ({dataset}) {data_classes}: its classifier is "
+            f"replaced by a new one for {data_classes} classes (as timm's create_model(..., num_classes="
+            f"{data_classes}))")
+
+
 def trained_genotype(genotype: Genotype, config: TrainConfig, data_classes: int) -> Genotype:
-    """The genotype as trained: width x ``config.width``, at ``config.resolution``, head checked against the data."""
+    """The genotype as trained: width x ``config.width``, at ``config.resolution``, with a classifier for the
+    data's classes (:func:`head_for_data`)."""
     from predictors.training.proxy import proxy_genotype
 
-    if config.num_classes is not None:
-        genotype = parse_genotype({**genotype.to_dict(), "head": {**genotype.head, "num_classes": config.num_classes}})
-    classes = genotype.head["num_classes"]
-    if classes != data_classes:
-        raise NasError(f"num_classes: the genotype has {classes} classes (head.num_classes) but the data "
-                       f"({config.dataset}) has {data_classes}; set num_classes: {data_classes} (--num-classes "
-                       f"{data_classes})")
-    return proxy_genotype(genotype, config)
+    return proxy_genotype(head_for_data(genotype, config, data_classes)[0], config)
 
 
 def default_out(genotype: Genotype, config: TrainConfig) -> Path:
@@ -110,8 +128,9 @@ def train(genotype: Genotype | str | dict, config: TrainConfig | None = None, *,
     """Train ``genotype`` (object, path, YAML text or ``zoo:NAME``) and return its test accuracy.
 
     ``settings`` are :class:`TrainConfig` keys (``epochs=30``, ``data="cifar10"``, ``out=...``,
-    ``resume=True``); ``progress`` receives the loop's progress (:class:`nas.training.progress.TrainProgress`).
-    Bad input raises :class:`searchspace.NasError` with one line naming what is wrong.
+    ``resume=True``); ``progress`` receives the loop's progress (:class:`nas.training.progress.TrainProgress`),
+    and through its ``note(text)``, if it has one, the line that says a classifier was replaced for the data's
+    classes (:func:`head_for_data`). Bad input raises :class:`searchspace.NasError` with one line naming what is wrong.
     """
     from predictors.latency.timing import torch_threads
     from predictors.training.proxy import check_proxy_config
@@ -122,6 +141,8 @@ def train(genotype: Genotype | str | dict, config: TrainConfig | None = None, *,
     source = load_genotype(genotype)
     with torch_threads(config.threads) if config.threads else nullcontext():
         setup = _prepare(source, config, device)
+        if setup.replaced is not None and hasattr(progress, "note"):
+            progress.note(head_note(setup.replaced, setup.data.num_classes, config.dataset))
         run, test_accuracy = _fit_and_test(setup, config, device, progress)
     result = _train_result(setup, run, test_accuracy, config, device, started)
     _write_outputs(setup, run, result, config)
@@ -137,19 +158,21 @@ class _Setup:
     norm: tuple                     # (mean, std, input channels) of the input normalisation
     out: Path                       # the run folder
     normalize: dict[str, list[float]]  # ``norm``'s mean and std as plain lists, for the outputs
+    replaced: int | None = None     # the genotype's own class count when its classifier was replaced
 
 
 def _prepare(source: Genotype, config: TrainConfig, device: torch.device) -> _Setup:
     """Load the data, fit the genotype to it and pick the run folder; nothing is written yet."""
     from predictors.training.batches import training_data
-    from predictors.training.proxy import check_channels
+    from predictors.training.proxy import check_channels, proxy_genotype
 
     data = training_data(config, device)
-    trained = trained_genotype(source, config, data.num_classes)
+    fitted, replaced = head_for_data(source, config, data.num_classes)
+    trained = proxy_genotype(fitted, config)
     norm = (data.mean, data.std, check_channels(data.in_channels, trained, "train"))
     out = Path(config.out) if config.out else default_out(trained, config)
     normalize = {"mean": data.mean.flatten().tolist(), "std": data.std.flatten().tolist()}
-    return _Setup(trained, data, norm, out, normalize)
+    return _Setup(trained, data, norm, out, normalize, replaced)
 
 
 def _fit_and_test(setup: _Setup, config: TrainConfig, device: torch.device,
@@ -160,6 +183,7 @@ def _fit_and_test(setup: _Setup, config: TrainConfig, device: torch.device,
 
     recipe = hashed_dict(config)
     saved = open_run(setup.out, setup.trained, recipe, config.resume)
+    list_skipped(setup.out, setup.data.skipped)
     model = build_network(setup.trained, setup.data.num_classes, config, device)
     on_epoch = EpochWriter(setup.out, setup.trained, recipe, setup.normalize)
     options = LoopOptions(amp=config.amp, progress=progress, name="train", on_epoch=on_epoch, resume=saved)
@@ -180,7 +204,8 @@ def _train_result(setup: _Setup, run: ProxyResult, test_accuracy: float, config:
         genotype=trained.name, genotype_hash=trained.hash(), seed=config.seed, device=str(device),
         train_seconds=run.train_seconds, wall_seconds=time.perf_counter() - started, dataset=config.dataset,
         num_classes=data.num_classes, resolution=config.resolution, width=config.width, images=data.sizes,
-        normalize=setup.normalize, classes=data.classes, config=dataclasses.asdict(config))
+        normalize=setup.normalize, classes=data.classes, config=dataclasses.asdict(config),
+        replaced_head=setup.replaced, skipped_images=len(data.skipped))
 
 
 def _write_outputs(setup: _Setup, run: ProxyResult, result: TrainResult, config: TrainConfig) -> None:

@@ -1,6 +1,10 @@
 """ImageFolder trees (``root/train/<class>/*.png|jpg`` with ``root/val/`` or ``root/test/``, or one
 ``root/<class>/`` tree), read with Pillow: shorter side resized to ``image_size`` and centre-cropped, either
 all into memory (:func:`load_imagefolder`) or from disk batch by batch (:func:`stream_imagefolder`).
+
+An image that cannot be read stops the run with one line naming it, unless the spec's ``skip_bad`` (the
+``skip_bad_images`` key) asks to skip such images: each is then left out and its line collected
+(``skipped``), for the run to list in its folder.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from predictors.data.split import split_indices
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+SKIP_HINT = "; --skip-bad-images (--proxy-skip-bad-images in a search) skips and lists such files"
 
 
 def _class_files(root: Path) -> dict[str, list[Path]]:
@@ -33,23 +38,43 @@ def _decode(path: Path, size: int) -> tuple[np.ndarray, bool]:
     try:
         with Image.open(path) as img:
             grey = img.mode in GREY_MODES
-            img = img.convert("RGB")
-            scale = size / min(img.size)
-            w, h = max(size, round(img.size[0] * scale)), max(size, round(img.size[1] * scale))
-            img = img.resize((w, h), Image.BILINEAR)
-            left, top = (w - size) // 2, (h - size) // 2
-            return np.array(img.crop((left, top, left + size, top + size))), grey
+            return fit_image(img.convert("RGB"), size), grey
     except (OSError, UnidentifiedImageError) as err:
-        raise DatasetError(f"{path}: cannot read image ({err})") from None
+        raise DatasetError(f"{path}: cannot read image ({err}){SKIP_HINT}") from None
 
 
-def _read_images(files: list[tuple[Path, int]], size: int) -> tuple[Split, bool]:
-    images, grey = np.empty((len(files), size, size, 3), dtype=np.uint8), True
+def unreadable(err: DatasetError) -> str:
+    """The line a skipped image gets: ``PATH: cannot read image (WHY)``."""
+    return str(err).removesuffix(SKIP_HINT)
+
+
+def fit_image(img, size: int) -> np.ndarray:
+    """A Pillow image with its shorter side resized to ``size`` (bilinear) and centre-cropped to a square, as
+    uint8 ``(size, size, channels)`` (``(size, size)`` for a one-band image): how every tree image is read."""
+    from PIL import Image
+
+    scale = size / min(img.size)
+    w, h = max(size, round(img.size[0] * scale)), max(size, round(img.size[1] * scale))
+    img = img.resize((w, h), Image.BILINEAR)
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.array(img.crop((left, top, left + size, top + size)))
+
+
+def _read_images(files: list[tuple[Path, int]], size: int, skipped: list[str] | None = None) -> tuple[Split, bool]:
+    """The files decoded; an unreadable one raises, or with ``skipped`` is left out and its line added there."""
+    images, grey, kept = np.empty((len(files), size, size, 3), dtype=np.uint8), True, []
     for i, (path, _) in enumerate(files):
-        images[i], file_grey = _decode(path, size)
+        try:
+            images[len(kept)], file_grey = _decode(path, size)
+        except DatasetError as err:
+            if skipped is None:
+                raise
+            skipped.append(unreadable(err))
+            continue
+        kept.append(i)
         grey = grey and file_grey
-    tensor = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
+    tensor = torch.from_numpy(images[:len(kept)]).permute(0, 3, 1, 2).contiguous()
+    labels = torch.tensor([files[i][1] for i in kept], dtype=torch.int64)
     return (tensor, labels), grey
 
 
@@ -78,13 +103,14 @@ def imagefolder_files(root: Path) -> tuple[Files, Files | None, list[str]]:
     return train_files, test_files, list(index)
 
 
-def load_imagefolder(root: Path, size: int = 32) -> tuple[Split, Split | None, int]:
-    """``root/train/<class>/`` (+ ``root/val/`` or ``root/test/``) or one ``root/<class>/`` tree."""
+def load_imagefolder(root: Path, size: int = 32, skipped: list[str] | None = None) -> tuple[Split, Split | None, int]:
+    """``root/train/<class>/`` (+ ``root/val/`` or ``root/test/``) or one ``root/<class>/`` tree. With
+    ``skipped`` (a list), unreadable images are left out and their lines added to it."""
     train_files, test_files, classes = imagefolder_files(root)
-    train, grey = _read_images(train_files, size)
+    train, grey = _read_images(train_files, size, skipped)
     test = None
     if test_files:
-        test, test_grey = _read_images(test_files, size)
+        test, test_grey = _read_images(test_files, size, skipped)
         grey = grey and test_grey
     if grey:  # every image was greyscale: keep one channel
         train = (train[0][:, :1].contiguous(), train[1])
@@ -119,13 +145,20 @@ class StreamedDataset(NamedTuple):
     in_channels: int
     test: ImageFiles | None
     classes: list[str]
+    skipped: tuple[str, ...] = ()  # lines of the unreadable images left out (``spec.skip_bad``)
 
 
-def stream_imagefolder(spec: DatasetSpec) -> StreamedDataset:
+def stream_imagefolder(spec: DatasetSpec, workers: int = 0) -> StreamedDataset:
     """An ImageFolder tree (see :func:`imagefolder_files`) split by :func:`split_indices`, images read
-    lazily at ``spec.image_size``. Grey (one channel) when the first image of every class is greyscale."""
+    lazily at ``spec.image_size``. Grey (one channel) when the first image of every class is greyscale.
+    With ``spec.skip_bad`` every image is decoded once first (by ``workers`` DataLoader processes) and the
+    unreadable ones are left out."""
     check_spec(spec)
     train_files, test_files, classes = imagefolder_files(Path(spec.data_dir))
+    skipped: list[str] = []
+    if spec.skip_bad:
+        train_files = readable(train_files, spec.image_size or 32, workers, skipped)
+        test_files = None if test_files is None else readable(test_files, spec.image_size or 32, workers, skipped)
     labels = torch.tensor([label for _, label in train_files], dtype=torch.int64)
     test_labels = None if test_files is None else torch.tensor([label for _, label in test_files])
     train_idx, val_idx, val_from_test = split_indices(labels, test_labels, spec)
@@ -136,7 +169,34 @@ def stream_imagefolder(spec: DatasetSpec) -> StreamedDataset:
     return StreamedDataset(ImageFiles([train_files[i] for i in train_idx.tolist()], size, grey),
                            ImageFiles([val_files[i] for i in val_idx.tolist()], size, grey), len(classes),
                            1 if grey else 3, None if test_files is None else ImageFiles(test_files, size, grey),
-                           classes)
+                           classes, tuple(skipped))
+
+
+class _Check(Dataset):
+    """Decodes each file once: its line when it cannot be read, else ""."""
+
+    def __init__(self, files: Files, size: int) -> None:
+        self.files, self.size = files, size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> str:
+        try:
+            _decode(self.files[i][0], self.size)
+        except DatasetError as err:
+            return unreadable(err)
+        return ""
+
+
+def readable(files: Files, size: int, workers: int, skipped: list[str]) -> Files:
+    """The files that decode; the lines of the others are added to ``skipped``."""
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(_Check(files, size), batch_size=64, num_workers=workers, collate_fn=list)
+    lines = [line for batch in loader for line in batch]
+    skipped += [line for line in lines if line]
+    return [f for f, line in zip(files, lines, strict=True) if not line]
 
 
 def _is_grey(path: Path) -> bool:
@@ -146,4 +206,4 @@ def _is_grey(path: Path) -> bool:
         with Image.open(path) as img:
             return img.mode in GREY_MODES
     except (OSError, UnidentifiedImageError) as err:
-        raise DatasetError(f"{path}: cannot read image ({err})") from None
+        raise DatasetError(f"{path}: cannot read image ({err}){SKIP_HINT}") from None

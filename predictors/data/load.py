@@ -31,6 +31,7 @@ class LoadedDataset(NamedTuple):
     num_classes: int
     in_channels: int
     test: TensorDataset | None = None  # the official test split (None if the source has none)
+    skipped: tuple[str, ...] = ()      # lines of the unreadable images left out (``spec.skip_bad``)
 
 
 def load_dataset(name: str | DatasetSpec = "fashion-mnist", data_dir: str | Path | None = None, *,
@@ -54,21 +55,24 @@ def clear_dataset_cache() -> None:
 
 @functools.lru_cache(maxsize=2)
 def _load_cached(spec: DatasetSpec) -> LoadedDataset:
-    (train_x, train_y), test, num_classes = _load_splits(spec)
+    skipped: list[str] = []
+    (train_x, train_y), test, num_classes = _load_splits(spec, skipped)
     train_idx, val_idx, val_from_test = split_indices(train_y, None if test is None else test[1], spec)
     val_x, val_y = test if val_from_test else (train_x, train_y)
     return LoadedDataset(TensorDataset(train_x[train_idx].contiguous(), train_y[train_idx]),
                          TensorDataset(val_x[val_idx].contiguous(), val_y[val_idx]),
-                         num_classes, int(train_x.shape[1]), None if test is None else TensorDataset(*test))
+                         num_classes, int(train_x.shape[1]), None if test is None else TensorDataset(*test),
+                         tuple(skipped))
 
 
-def _load_splits(spec: DatasetSpec) -> tuple[Split, Split | None, int]:
-    """(train, test or None, num_classes) as uint8 NCHW images and int64 labels."""
+def _load_splits(spec: DatasetSpec, skipped: list[str]) -> tuple[Split, Split | None, int]:
+    """(train, test or None, num_classes) as uint8 NCHW images and int64 labels (the lines of unreadable
+    images left out added to ``skipped``)."""
     if spec.name == "synthetic":
         train, test = make_synthetic(seed=spec.seed, size=spec.image_size or 32)
         return train, test, 10
     if spec.name == "imagefolder":
-        return load_imagefolder(Path(spec.data_dir), spec.image_size or 32)
+        return load_imagefolder(Path(spec.data_dir), spec.image_size or 32, skipped if spec.skip_bad else None)
     root = Path(spec.data_dir or DEFAULT_DIRS[spec.name])
     if spec.download:
         download(spec.name, root)

@@ -21,6 +21,12 @@ FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 CIFAR_URLS = {"cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
               "cifar100": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"}
 CIFAR_SUBDIRS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+CLASS_NAMES = {  # label order of each source's files (an ImageFolder tree names its own: its sorted folders)
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"),
+    "mnist": tuple(str(d) for d in range(10)),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+}
 
 Split = tuple["torch.Tensor", "torch.Tensor"]  # uint8 (N, C, H, W) images and int64 labels
 
@@ -41,6 +47,7 @@ class DatasetSpec:
     val_fraction: float = 0.1          # hold-out of the training split; 0 = use the test split
     image_size: int | None = None      # imagefolder storage size (default 32); synthetic image size
     download: bool = False             # fetch fashion-mnist / cifar into data_dir when missing
+    skip_bad: bool = False             # imagefolder: skip unreadable images (and say which) instead of stopping
 
 
 def check_spec(spec: DatasetSpec) -> None:
@@ -57,3 +64,10 @@ def check_spec(spec: DatasetSpec) -> None:
         raise DatasetError("dataset imagefolder: give the root directory (--data DIR)")
     if spec.name.startswith("cifar") and spec.data_dir is None:
         raise DatasetError(f"dataset {spec.name}: give the directory of the python batches (--data DIR)")
+
+
+def class_names(name: str, num_classes: int) -> list[str]:
+    """The class names of data set ``name`` in label order; the label numbers where the source names none
+    (synthetic, CIFAR-100's are not read)."""
+    names = CLASS_NAMES.get(name)
+    return list(names) if names is not None and len(names) == num_classes else [str(i) for i in range(num_classes)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import statistics
 import time
 import warnings
@@ -109,13 +110,19 @@ def make_runner(model: nn.Module, x: torch.Tensor, config: MeasureConfig) -> tup
 
 
 def _onnx_runner(model: nn.Module, x: torch.Tensor, config: MeasureConfig) -> Runner:
-    import onnxruntime as ort
-
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (x,), buffer, dynamo=False, opset_version=17, input_names=["x"],
                           output_names=["y"])
+    return onnx_runner(buffer.getvalue(), x, config)
+
+
+def onnx_runner(onnx_model: bytes | str | os.PathLike, x: torch.Tensor, config: MeasureConfig) -> Runner:
+    """A runner of an ONNX model (its bytes, or a file such as a shipped ``model.onnx``) on ``x`` in
+    onnxruntime, with the intra-op threads of ``config`` and every graph optimisation."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = config.threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
@@ -123,8 +130,9 @@ def _onnx_runner(model: nn.Module, x: torch.Tensor, config: MeasureConfig) -> Ru
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     providers = ["CUDAExecutionProvider"] if config.device == "cuda" else ["CPUExecutionProvider"]
-    session = ort.InferenceSession(buffer.getvalue(), options, providers=providers)
-    feed = {"x": x.detach().cpu().numpy()}
+    source = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
+    session = ort.InferenceSession(source, options, providers=providers)
+    feed = {session.get_inputs()[0].name: x.detach().cpu().numpy()}
     return lambda: session.run(None, feed)
 
 

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from predictors.data.imagefolder import ImageFiles, stream_imagefolder
 from predictors.data.load import load_dataset
-from predictors.data.spec import DatasetError
+from predictors.data.spec import DatasetError, class_names
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, C, H, W) and int64 labels, on the device
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -201,7 +201,8 @@ class TrainData:
     mean: torch.Tensor              # (1, C, 1, 1), [0, 255] units: the input normalisation
     std: torch.Tensor
     sizes: dict[str, int]           # images per split
-    classes: list[str] | None = None  # class names of an ImageFolder tree (label order)
+    classes: list[str] | None = None  # class names in label order (a tree's folders, or the data set's names)
+    skipped: tuple[str, ...] = ()   # lines of the unreadable images left out (``skip_bad_images``)
 
 
 STATS_FILES = 1024  # images of a streamed tree that give the normalisation
@@ -213,7 +214,7 @@ def training_data(config, device: torch.device) -> TrainData:
     Training batches are augmented when ``config.augment`` (crop; flip too for RGB data)."""
     spec = config.dataset_spec()
     if config.dataset == "imagefolder":
-        tree = stream_imagefolder(spec)
+        tree = stream_imagefolder(spec, config.workers)
         if tree.test is None:
             raise DatasetError(f"{config.data_dir}: no test split (nas train needs {config.data_dir}/train/<class>/ "
                                f"and {config.data_dir}/test/<class>/ or {config.data_dir}/val/<class>/)")
@@ -223,7 +224,8 @@ def training_data(config, device: torch.device) -> TrainData:
                          FileChunks(tree.val, config.batch_size, config.workers, device),
                          FileChunks(tree.test, config.batch_size, config.workers, device),
                          tree.num_classes, tree.in_channels, mean.to(device), std.to(device),
-                         {"train": len(tree.train), "val": len(tree.val), "test": len(tree.test)}, tree.classes)
+                         {"train": len(tree.train), "val": len(tree.val), "test": len(tree.test)}, tree.classes,
+                         tree.skipped)
     else:
         loaded = load_dataset(spec)
         if loaded.test is None:
@@ -234,7 +236,8 @@ def training_data(config, device: torch.device) -> TrainData:
                          TensorChunks(*prepare_tensors(loaded.val, config.resolution, device)),
                          TensorChunks(*prepare_tensors(loaded.test, config.resolution, device)),
                          loaded.num_classes, loaded.in_channels, mean, std,
-                         {"train": len(loaded.train), "val": len(loaded.val), "test": len(loaded.test)})
+                         {"train": len(loaded.train), "val": len(loaded.val), "test": len(loaded.test)},
+                         class_names(config.dataset, loaded.num_classes), loaded.skipped)
     if data.sizes["train"] < 2 or data.sizes["val"] < 1 or data.sizes["test"] < 1:
         raise DatasetError(f"dataset {config.dataset}: need at least 2 training, 1 validation and 1 test image "
                            f"(have {data.sizes['train']}, {data.sizes['val']}, {data.sizes['test']})")

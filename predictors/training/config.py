@@ -43,8 +43,11 @@ class ProxyConfig:
     bn_images: int = setting(1024, "training images that re-estimate BatchNorm statistics before each "
                                    "evaluation (0: keep the running averages)", low=0)
     download: bool = setting(False, "download the dataset if missing (fashion-mnist, cifar10/100)")
+    skip_bad_images: bool = setting(False, "skip the images of an ImageFolder tree that cannot be read, listed in "
+                                           "bad_images.txt of the run folder (default: an unreadable image stops "
+                                           "the run, named)", in_hash=False)
 
     def dataset_spec(self) -> DatasetSpec:
         """The data this proxy trains on (a :class:`predictors.data.spec.DatasetSpec`)."""
         return DatasetSpec(self.dataset, self.data_dir, self.seed, self.subset, self.val_subset,
-                           self.val_fraction, self.resolution, self.download)
+                           self.val_fraction, self.resolution, self.download, self.skip_bad_images)

@@ -310,6 +310,12 @@ def _normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, in_c
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
+def normalize_batch(images: torch.Tensor, norm: tuple, channels_last: bool = False) -> torch.Tensor:
+    """uint8 images as the loop feeds them to the network: ``(pixel - mean) / std`` per channel, grey data
+    repeated to the network's input channels (``norm`` is ``(mean, std, in_channels)``)."""
+    return _normalize(images, *norm, channels_last)
+
+
 def _optimizer(model: nn.Module, config: ProxyConfig) -> torch.optim.Optimizer:
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
@@ -320,4 +326,4 @@ def _optimizer(model: nn.Module, config: ProxyConfig) -> torch.optim.Optimizer:
 
 
 __all__ = ["EpochEnd", "EpochStats", "LoopOptions", "NonFiniteLoss", "ProxyError", "ProxyOutOfMemory",
-           "ProxyResult", "evaluate", "fit", "loop_state", "recalibrate_bn", "restore_loop"]
+           "ProxyResult", "evaluate", "fit", "loop_state", "normalize_batch", "recalibrate_bn", "restore_loop"]

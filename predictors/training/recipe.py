@@ -58,8 +58,9 @@ class TrainConfig(ProxyConfig):
     augment: bool = setting(True, "random crop with zero padding of 1/8 of the side, and a horizontal flip for "
                                   "RGB data (crop only for grey data)")
     amp: bool = setting(True, "mixed precision on CUDA (bfloat16, or float16 with loss scaling); not used on CPU")
-    num_classes: int | None = setting(None, "replace the genotype's head.num_classes (it must equal the data's "
-                                            "classes)", low=1)
+    num_classes: int | None = setting(None, "classes of the classifier (null: the data's; a genotype made for "
+                                            "another number of classes gets a new classifier, as timm's "
+                                            "num_classes=N); given, it must be the data's", low=1)
     workers: int = setting(2, "DataLoader worker processes that read an ImageFolder tree from disk", low=0,
                            high=256, in_hash=False)
     out: str | None = setting(None, "output folder (default: runs/train/<genotype name>-<hash>-seed<seed>)",
