@@ -29,7 +29,7 @@ search: setup data
 	$(VENV)/bin/nas search --target-latency 20ms
 
 test: setup
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 lint: setup
 	$(VENV)/bin/ruff check nas searchspace predictors experiments tests

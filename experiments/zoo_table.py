@@ -19,11 +19,21 @@ TIMM = {"ghostnet_100", "resnest14d", "resnest26d", "resnest50d", "vovnet39a", "
         "ese_vovnet39b", "ese_vovnet57b"}
 TIMM |= {"seresnet50", "mobilenetv1_100", "legacy_xception"}  # issue 14, part 2
 TIMM |= {"cspresnet50", "cspresnext50", "cspdarknet53", "darknet53", "resnetv2_50"}  # issue 14, part 1
+TIMM |= {"vit_tiny_patch16_224", "vit_small_patch16_224"}  # issue 26, part B
+TIMM |= {"inception_v4", "inception_resnet_v2"}  # issue 26, part A
+# networks in a common form with no one reference model: counted by hand (the MACs reference is ours)
+COMMON = {"lenet5"}
+# networks whose reference is their authors' own code (not in torchvision or timm)
+OFFICIAL = {"resnet50_ibn_a": "IBN-Net"}
 # networks with no torchvision / timm model: the paper's MACs (multiply-adds) instead of a reference count
 PAPER = {"shufflenet_v1_g3": 140e6}
 
 
 def source(name: str) -> str:
+    if name in OFFICIAL:
+        return OFFICIAL[name]
+    if name in COMMON:
+        return "common form"
     return "paper" if name in PAPER else "timm" if name in TIMM else "torchvision"
 
 
@@ -39,7 +49,7 @@ def main() -> None:
     for name in zoo_names():
         genotype = load_genotype(f"zoo:{name}")
         model = build(genotype)
-        params, macs = count_params(model), count_macs(model, genotype.resolution)
+        params, macs = count_params(model), count_macs(model, genotype.resolution, genotype.input["channels"])
         ref_params, ref_macs = REFERENCE[name]
         mark = "exact" if params == ref_params else f"off by {params - ref_params:+,}"
         ref_params_text = f"{ref_params:,} ({mark})"
@@ -53,6 +63,14 @@ def main() -> None:
     print("torchvision or timm model exists, so its row compares with the paper's 140 MFLOPs (multiply-adds); the")
     print("authors' code (megvii ShuffleNet-Series) reports 138M and 1.9M parameters, without the classifier bias")
     print("ours has (1,000 parameters). tests/test_blocks_classic.py checks 0.5x-2.0x and g = 8 against that table.")
+    print("\nresnet50_ibn_a is the official XingangPan/IBN-Net model (25.55M parameters in its README): IBN-a in the")
+    print("first three stages, whose instance norms have the parameters of the batch norms they replace, so it counts")
+    print("as ResNet-50, and norms are not multiply-adds. The ViTs' MACs (ours and timm's, both from torch's flop")
+    print("counter on the CPU) leave out the attention products q k^T and attn v (178.8M in vit_tiny, 357.7M in")
+    print("vit_small): the counter has no formula for CPU scaled-dot-product attention.")
+    print("\nThe issue-26 Inception networks and AlexNet compare with the MACs the issue gives (to 0.1M): torchvision")
+    print("googlenet and inception_v3 with aux_logits=False, timm inception_v4 and inception_resnet_v2. lenet5 is")
+    print("LeNet-5's common form (1x32x32 input, full C3, max pooling, C5 as a 5x5 conv, 10 classes), counted by hand.")
     print(f"\nProduced by `.venv/bin/python experiments/zoo_table.py > docs/zoo.md` in {time.time() - start:.0f} s.")
 
 

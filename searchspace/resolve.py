@@ -114,7 +114,10 @@ def resolve(genotype: Genotype, in_channels: int | None = None) -> ResolvedNetwo
                         f"{resolution}; use stride 1 here or a larger resolution")
                 args = BlockArgs(in_ch=channels_now, out=out, stride=stride, params=params)
                 family.check(args, path)
-                out_size = family.output_size(size, stride)
+                out_size = family.out_size(size, args)
+                if out_size < 1:
+                    raise GenotypeError(path, f"leaves no feature map from {size}x{size} at resolution {resolution}; "
+                                        "use a larger resolution, padding same or stride 1")
                 blocks.append(ResolvedBlock(path, s, spec.type, args, size, out_size))
                 size, channels_now = out_size, out
     head = channels(genotype.head, HEAD_CHANNEL_PARAMS)

@@ -7,6 +7,7 @@ Stem types:
   deep  three 3x3 conv-BN-act: stride 2 to ``mid``, stride 1 to ``mid``, then to ``out`` with
         stride 1 and a max pool (ResNet-D / ResNeSt) or stride 2 and no pool (VoVNet);
         ``separable`` makes the last two depthwise-separable (VoVNet-dw).
+  patch one conv with bias whose kernel and stride are ``patch`` (ViT's patch embedding).
 Head: optional BN-act (``norm``: pre-activation networks), optional 1x1 conv-BN-act to ``conv``
 channels, global pool (or adaptive to ``pool_size`` and flattened: VGG), optional ``hidden`` fully
 connected layers (with bias) + act (MobileNetV3, GhostNet, VGG), dropout, linear classifier; or
@@ -26,18 +27,20 @@ from searchspace.params import MAX_CHANNELS, MAX_CLASSES, Param
 STEM_PARAMS: dict[str, tuple[Param, ...]] = {
     "conv": (
         Param("out", int, 32, "output channels", low=1, high=MAX_CHANNELS),
-        Param("kernel", int, 3, "kernel size", choices=(1, 3, 5, 7)),
-        Param("stride", int, 2, "conv stride", choices=(1, 2)),
+        Param("kernel", int, 3, "kernel size", choices=(1, 3, 5, 7, 11)),
+        Param("stride", int, 2, "conv stride", choices=(1, 2, 4)),
         Param("act", str, "relu", "activation", choices=ACTIVATIONS),
         Param("pool", str, "none", "stride-2 max pool after the conv(s): max (3x3, padding 1), max_ceil "
-              "(3x3, no padding, ceil mode: SqueezeNet) or max2 (2x2: VGG-11)",
-              choices=("none", "max", "max_ceil", "max2")),
+              "(3x3, no padding, ceil mode: SqueezeNet), max2 (2x2: VGG-11) or max3 (3x3, no padding, floor: "
+              "AlexNet)", choices=("none", "max", "max_ceil", "max2", "max3")),
         Param("mid", int, 0, "when > 0 the conv goes to mid channels and a second 3x3 stride-1 conv-BN-act "
               "maps them to out (Xception: mid 32, out 64)", low=0, high=MAX_CHANNELS, omit_default=True),
         Param("padding", str, "same", "conv padding: same ((kernel - 1) / 2) or valid (none: SqueezeNet, "
               "Xception)", choices=("same", "valid"), omit_default=True),
         Param("bias", bool, False, "conv bias (VGG, SqueezeNet)", omit_default=True),
         Param("norm", bool, True, "BatchNorm after each conv (false: SqueezeNet)", omit_default=True),
+        Param("pad", int, None, "explicit padding of the first conv, overriding padding (AlexNet: 2 around "
+              "its 11x11 stride-4 conv)", low=0, high=16, nullable=True, omit_default=True),
     ),
     "deep": (
         Param("out", int, 64, "output channels", low=1, high=MAX_CHANNELS),
@@ -46,6 +49,11 @@ STEM_PARAMS: dict[str, tuple[Param, ...]] = {
         Param("pool", str, "max", "max: third conv stride 1 + 3x3 stride-2 max pool; none: third conv "
               "stride 2", choices=("none", "max")),
         Param("separable", bool, False, "second and third convs depthwise-separable"),
+    ),
+    "patch": (
+        Param("out", int, 192, "embedding width", low=1, high=MAX_CHANNELS),
+        Param("patch", int, 16, "patch side: one conv (with bias, no norm or act) whose kernel and stride are "
+              "the patch (ViT)", choices=(2, 4, 7, 8, 14, 16, 32)),
     ),
 }
 STEM_CHANNEL_PARAMS = ("out", "mid")
@@ -70,38 +78,51 @@ HEAD_PARAMS: tuple[Param, ...] = (
 HEAD_CHANNEL_PARAMS = ("conv", "hidden")
 
 
-def _conv_size(size: int, kernel: int, stride: int, padding: str) -> int:
-    pad = (kernel - 1) // 2 if padding == "same" else 0
+def _conv_size(size: int, kernel: int, stride: int, padding: str, pad: int | None = None) -> int:
+    if pad is None:
+        pad = (kernel - 1) // 2 if padding == "same" else 0
     return (size + 2 * pad - kernel) // stride + 1
 
 
 def stem_output_size(stem_type: str, params: dict, size: int) -> int:
     """Spatial size after the stem (GenotypeError when valid padding leaves nothing to pool)."""
+    if stem_type == "patch":
+        return _patch_size(size, params["patch"])
     if stem_type != "conv":
         return conv_output_size(conv_output_size(size, 2), 2)
     start = size
-    size = _conv_size(size, params["kernel"], params["stride"], params["padding"])
+    size = _conv_size(size, params["kernel"], params["stride"], params["padding"], params["pad"])
     if params["mid"]:
         size = _conv_size(size, 3, 1, params["padding"])
-    if size < (2 if params["pool"] != "none" else 1):
+    if size < {"none": 1, "max3": 3}.get(params["pool"], 2):
         raise GenotypeError("stem", f"leaves a {size}x{size} map at resolution {start}; use a larger "
                             "resolution or padding same")
     if params["pool"] == "max":
         return conv_output_size(size, 2)
     if params["pool"] == "max2":
         return size // 2
+    if params["pool"] == "max3":
+        return (size - 3) // 2 + 1
     return pool_output_size(size, 2) if params["pool"] == "max_ceil" else size
+
+
+def _patch_size(size: int, patch: int) -> int:
+    if size < patch:
+        raise GenotypeError("stem.patch", f"{patch} is larger than the {size}x{size} input; use a smaller patch "
+                            "or a larger resolution")
+    return size // patch
 
 
 def _conv_stem(params: dict, in_ch: int) -> nn.Module:
     act, out, mid = params["act"], params["out"], params["mid"]
     style = {"act": act, "bias": params["bias"], "norm": params["norm"],
              "padding": 0 if params["padding"] == "valid" else None}
-    convs = [ConvBNAct(in_ch, mid or out, params["kernel"], params["stride"], **style)]
+    first = style if params["pad"] is None else {**style, "padding": params["pad"]}
+    convs = [ConvBNAct(in_ch, mid or out, params["kernel"], params["stride"], **first)]
     if mid:
         convs.append(ConvBNAct(mid, out, 3, 1, **style))
     pool = {"none": [], "max": [nn.MaxPool2d(3, 2, 1)], "max_ceil": [nn.MaxPool2d(3, 2, ceil_mode=True)],
-            "max2": [nn.MaxPool2d(2, 2)]}
+            "max2": [nn.MaxPool2d(2, 2)], "max3": [nn.MaxPool2d(3, 2)]}
     return nn.Sequential(*convs, *pool[params["pool"]])
 
 
@@ -109,6 +130,8 @@ def build_stem(stem_type: str, params: dict, in_ch: int) -> nn.Module:
     """The stem module for resolved (scaled) parameters."""
     if stem_type == "conv":
         return _conv_stem(params, in_ch)
+    if stem_type == "patch":
+        return nn.Sequential(nn.Conv2d(in_ch, params["out"], params["patch"], params["patch"]))
     act, out = params["act"], params["out"]
     pool = [nn.MaxPool2d(3, 2, 1)] if params["pool"] == "max" else []
     mid = params["mid"]

@@ -215,9 +215,9 @@ def one_line_error(make) -> GenotypeError:
 
 def test_unknown_type_in_space_config():
     config = small_config(["mbconv"], [1, 2])
-    config.stages[1].types = ["mbconv", "transformer"]
+    config.stages[1].types = ["mbconv", "capsule"]
     err = one_line_error(lambda: Space(config))
-    assert str(err) == f"space.stages[1].types: transformer is not one of {fmt_choices(tuple(FAMILIES))}"
+    assert str(err) == f"space.stages[1].types: capsule is not one of {fmt_choices(tuple(FAMILIES))}"
 
 
 def test_unknown_param_in_space_config():

@@ -23,7 +23,7 @@ from searchspace.errors import NasError
 from tests.postgres_server import postgres_server
 from tests.search_helpers import FakeTrainer, tiny_overrides, tiny_yaml
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one Ray cluster at a time
 ROOT = Path(__file__).resolve().parents[1]
 NAS = str(Path(sys.executable).with_name("nas"))
 RAY = str(Path(sys.executable).with_name("ray"))

@@ -135,12 +135,13 @@ def test_config_file_unknown_key(tmp_path, capsys):
 
 def test_space_config_error(tmp_path, capsys):
     path = tmp_path / "c.yaml"
-    path.write_text("space:\n  types: [mbconv, transformer]\n")
+    path.write_text("space:\n  types: [mbconv, capsule]\n")
     assert main(["search", "--config", str(path), "--runs-dir", str(tmp_path)]) == 2
-    assert "space.types: transformer is not one of mbconv" in capsys.readouterr().err
+    assert "space.types: capsule is not one of mbconv" in capsys.readouterr().err
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # one Ray cluster at a time (make test: --dist loadgroup)
 def test_ray_backend_two_workers_reuses_a_network_already_scored(tmp_path, capsys):
     """One network in the whole space, 5 Ray trials on 2 workers: at most the 2 first (running together)
     train it; every later trial finds it in the study and reuses its score. Outputs as for a local run."""

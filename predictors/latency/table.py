@@ -366,7 +366,9 @@ def space_parts(space: Space) -> list[Part]:
                     family.check(first, path)
                 except GenotypeError:
                     continue
-                out_size = family.output_size(size, stage.stride)
+                out_size = family.out_size(size, first)
+                if out_size < 1:
+                    continue
                 add(block_part(block_type, first, size))
                 if max(stage.repeat) > 1:
                     again = BlockArgs(out, out, 1, params)

@@ -10,6 +10,8 @@ from searchspace.blocks import (
     dense,
     fire,
     ghost,
+    ibn,
+    inception,
     mbconv,
     osa,
     plain,
@@ -17,6 +19,7 @@ from searchspace.blocks import (
     shuffle,
     shuffle_v1,
     split_attention,
+    transformer,
     xception,
 )
 from searchspace.blocks.base import BlockArgs, BlockFamily
@@ -39,6 +42,9 @@ FAMILIES: dict[str, BlockFamily] = {
         csp.FAMILY,
         darknet.FAMILY,
         preact.FAMILY,
+        ibn.FAMILY,
+        transformer.FAMILY,
+        inception.FAMILY,
     )
 }
 

@@ -46,7 +46,9 @@ class BlockFamily:
     ``check(args, path)`` raises GenotypeError for combinations a single parameter cannot catch
     (channels not divisible by groups, a channel split that needs in == out, ...).
     ``channel_params`` are parameters that count channels and so follow the width multiplier.
-    ``output_size(size, stride)`` is the spatial size after the block.
+    ``output_size(size, stride)`` is the spatial size after the block; ``size_rule(size, args)``
+    replaces it where the block's parameters decide the size too (valid padding, a reduction's
+    unpadded convs); read both through :meth:`out_size`.
     ``keeps_width(stride)`` is True when a block at that stride must output its input width (a
     stride-1 ShuffleNetV2 unit); ``check`` enforces it, the space and the latency table read it.
     ``depth_params`` count layers inside one block (a CSP stage's inner blocks): the depth
@@ -67,10 +69,15 @@ class BlockFamily:
     keeps_width: Callable[[int], bool] = free_width
     depth_params: tuple[str, ...] = ()
     wraps: tuple[BlockFamily, ...] = ()
+    size_rule: Callable[[int, BlockArgs], int] | None = None
     param_index: dict[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "param_index", {p.name: p for p in self.params})
+
+    def out_size(self, size: int, args: BlockArgs) -> int:
+        """Spatial size after one block with these arguments (below 1: the map is too small for it)."""
+        return self.size_rule(size, args) if self.size_rule else self.output_size(size, args.stride)
 
     def param(self, name: str) -> Param:
         return self.param_index[name]
