@@ -4,6 +4,7 @@ in instead) and its Optuna study, built once before any trial. The audit sets up
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -95,7 +96,7 @@ def searched_space(config: SearchConfig) -> Space:
     data folder fail before any trial or training."""
     from predictors.data.load import load_dataset
 
-    space = space_from_dict(config.space)
+    space = space_from_dict(copy.deepcopy(config.space))  # the config (and config.json) stay as given
     space.config.head["num_classes"] = load_dataset(config.proxy.dataset_spec()).num_classes
     return space
 
