@@ -57,6 +57,8 @@ def command_line(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from nas.pipeline.run import run as run_pipeline
 
+    if getattr(args, "name", None):  # the stop hint names this run
+        args.on_interrupt = f"continue it with nas run --name {args.name} --resume (finished steps are kept)"
     result = run_pipeline(args.config, train=train_values(args), data=args.data, redo=args.redo, quiet=args.quiet,
                           command=command_line(args), **flag_values(args, SearchConfig))
     print(f"nas run: {result.message}", flush=True)
