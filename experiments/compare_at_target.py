@@ -30,7 +30,6 @@ import shlex
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -39,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import yaml  # noqa: E402
 from compare_handdesigned import latency, names, run_config  # noqa: E402
 from scipy import stats  # noqa: E402
-from train_comparison import mean_sd, trained  # noqa: E402
+from train_comparison import Network, mean_sd, trained  # noqa: E402
 
 from nas.search.setup import searched_space  # noqa: E402
 from nas.search.starts import scaled_to_target, zoo_for_data  # noqa: E402
@@ -53,18 +52,9 @@ STARTS = "mobilenet_v3_large,mobilenet_v3_small,efficientnet_b0,shufflenet_v2_x1
 RANDOM_PREFIX = "random"
 
 
-@dataclass
-class Network:
-    label: str
-    genotype: Genotype
-
-    @property
-    def slug(self) -> str:
-        return self.label.replace(" ", "_")
-
-    @property
-    def is_random(self) -> bool:
-        return self.label.startswith(RANDOM_PREFIX)
+def is_random(net: Network) -> bool:
+    """A row of the random-sampling baseline."""
+    return net.label.startswith(RANDOM_PREFIX)
 
 
 def random_within(space, count: int, low_ms: float, high_ms: float, measure, seed: int, max_draws: int,
@@ -173,7 +163,7 @@ def table_rows(nets: list[Network], results: dict, cfg) -> list[dict]:
         model = build(with_scaling(n.genotype, resolution=cfg.latency_resolution))
         tests = [r["test_accuracy"] for r in results[n.label]]
         mean, sd = mean_sd(tests)
-        rows.append({"label": n.label, "random": n.is_random, "tests": tests, "seeds": len(tests),
+        rows.append({"label": n.label, "random": is_random(n), "tests": tests, "seeds": len(tests),
                      "test_mean": mean, "test_sd": sd, "test_se": standard_error(sd, len(tests)),
                      "params": count_params(model), "macs": count_macs(model, cfg.latency_resolution,
                                                                        n.genotype.input["channels"]),

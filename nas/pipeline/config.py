@@ -9,8 +9,6 @@ decides what the run finds may not change then (one line names it).
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +72,7 @@ class RunPlan:
         from predictors.data.imagefolder import imagefolder_files
         from predictors.data.spec import DatasetError
 
-        searched_space(dataclasses.replace(self.search, space=copy.deepcopy(self.search.space)))
+        searched_space(self.search)  # it leaves the config as given
         proxy = self.search.proxy
         if proxy.dataset == "imagefolder" and imagefolder_files(Path(str(proxy.data_dir)))[1] is None:
             raise DatasetError(f"{proxy.data_dir}: no test split (nas run tests the trained network on "

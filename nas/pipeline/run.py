@@ -12,7 +12,6 @@ the steps after it do too.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import shlex
@@ -153,7 +152,7 @@ class _Pipeline:
     def search(self) -> tuple[dict, str]:
         from nas.search.run import search
 
-        config = dataclasses.replace(self.plan.search, space=copy.deepcopy(self.plan.search.space))
+        config = dataclasses.replace(self.plan.search)  # resume is set on this copy only
         config.resume = config.storage is not None or (self.folder / "study.db").exists()
         write_text_atomic(self.folder / SEARCH_FILE, search_file_text(config))
         budget = f"up to {clock(config.budget)} (its budget)" if config.budget else f"{config.trials} trials"
