@@ -48,7 +48,8 @@ from predictors.latency.conditions import MeasureConfig  # noqa: E402
 from predictors.latency.measure import measure_many  # noqa: E402
 from predictors.latency.model import LatencyModel, Sample, accuracy_report, time_per_prediction  # noqa: E402
 from predictors.latency.parts import CostTable, cost_features, part_signature  # noqa: E402
-from predictors.latency.table import PART_PROFILE, LatencyTable, space_parts  # noqa: E402
+from predictors.latency.space_parts import space_parts  # noqa: E402
+from predictors.latency.table import PART_PROFILE, LatencyTable  # noqa: E402
 from searchspace import load_genotype  # noqa: E402
 from searchspace.io import zoo_names  # noqa: E402
 from searchspace.space import default_space  # noqa: E402

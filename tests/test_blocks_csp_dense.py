@@ -17,7 +17,7 @@ from csp_dense_members import MEMBERS
 from nas.cli import main
 from predictors.cost import count_macs, count_params
 from predictors.latency.parts import genotype_cost, network_parts
-from predictors.latency.table import space_parts
+from predictors.latency.space_parts import space_parts
 from searchspace import GenotypeError, build_model, load_genotype, parse_genotype, save_genotype, with_scaling
 from searchspace.resolve import resolve
 from searchspace.space import RandomTrial, space_from_dict

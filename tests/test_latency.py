@@ -18,7 +18,8 @@ from predictors.latency.conditions import MeasureConfig
 from predictors.latency.fingerprint import fingerprint
 from predictors.latency.measure import measure_latency
 from predictors.latency.model import LatencyModel, Sample, read_measurements
-from predictors.latency.table import LatencyTable, space_parts
+from predictors.latency.space_parts import space_parts
+from predictors.latency.table import LatencyTable
 from predictors.latency.timing import summarize
 from searchspace import save_genotype
 from searchspace.errors import NasError

@@ -235,7 +235,8 @@ def _build_lut(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from predictors.latency.measure import measure_many
-    from predictors.latency.table import PART_PROFILE, LatencyTable, space_parts
+    from predictors.latency.space_parts import space_parts
+    from predictors.latency.table import PART_PROFILE, LatencyTable
 
     search = _search_config(args)
     space = _space(args, search)

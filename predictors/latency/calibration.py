@@ -95,7 +95,7 @@ class Correction:
     minimises relative (not absolute) error, so a 5 ms network counts as much as a 100 ms one.
     ``low`` / ``high`` bound an 80% interval of the log error (:func:`_half_width`: the out-of-fold log
     residuals and :data:`SHARED_ERROR`; 0 with fewer than 3 networks); ``n`` is the number of networks
-    (0: not calibrated).
+    (0: not calibrated); ``provisional``: measured under load, to be replaced by a quiet calibration.
     """
 
     names: list[str]
@@ -105,6 +105,10 @@ class Correction:
     high: float = 0.0
     common: float = 1.0
     shrink: float = SHRINKS[-1]  # the shrinkage chosen (see SHRINKS)
+    # fitted on networks measured while other work ran (predictors.latency.load): used until a quiet
+    # calibration replaces it, never refitted from or added to the observations
+    provisional: bool = False
+    other_cores: float = 0.0  # the other work seen while it was measured (cores)
 
     @classmethod
     def identity(cls) -> Correction:

@@ -23,6 +23,7 @@ from predictors.latency.allocator import steady_allocator
 from predictors.latency.cache import LatencyCache, cache_dir
 from predictors.latency.conditions import MeasureConfig, Measurement, memory_format_of
 from predictors.latency.fingerprint import Fingerprint, fingerprint
+from predictors.latency.load import BusyMachineWarning, LoadMonitor, default_monitor
 from searchspace.genotype import Genotype
 
 DEFAULT = "default"
@@ -59,13 +60,18 @@ def _resolution(genotype: Genotype, config: MeasureConfig) -> int:
 
 def measure_many(genotypes: Sequence[Genotype], config: MeasureConfig | None = None,
                  cache: LatencyCache | None | str = DEFAULT, group: int = 6,
-                 progress: Callable[[int, int], None] | None = None) -> list[Measurement]:
-    """Measure many genotypes in interleaved groups; cached ones are reused unless flagged noisy."""
+                 progress: Callable[[int, int], None] | None = None,
+                 monitor: LoadMonitor | None = None) -> list[Measurement]:
+    """Measure many genotypes in interleaved groups; cached ones are reused unless flagged noisy.
+
+    A group measured while other work ran on the machine (``monitor``, by default from ``/proc/stat``)
+    is flagged noisy with a warning: it is not trusted from the cache and not added to a correction."""
     from searchspace import build_model
 
     config = config or MeasureConfig()
     cache = default_cache() if cache == DEFAULT else cache
     fp = fingerprint(config.backend, config.device, config.threads)
+    monitor = monitor or default_monitor(fp.threads)
     fid = fp.id()
     results: list[Measurement | None] = [None] * len(genotypes)
     todo = []
@@ -88,9 +94,13 @@ def measure_many(genotypes: Sequence[Genotype], config: MeasureConfig | None = N
                 res = _resolution(g, config)
                 model = build_model(g, resolution=res)
                 prepared.append(timing.make_runner(model, _input(config, g.input["channels"], res), config))
-            samples = timing.time_runners([run for run, _ in prepared], config)
+            with monitor.watch() as window:
+                samples = timing.time_runners([run for run, _ in prepared], config)
+            if window.load.busy:
+                warnings.warn(f"latency measured while the machine was busy ({window.load.describe()}): "
+                              "flagged noisy", BusyMachineWarning, stacklevel=2)
             for i, s, (_, fmt) in zip(chunk, samples, prepared, strict=True):
-                results[i] = _record(genotypes[i], timing.summarize(s, fmt), config, fp, cache)
+                results[i] = _record(genotypes[i], timing.summarize(s, fmt), config, fp, cache, window.load.busy)
             finished += len(chunk)
             if progress is not None:
                 progress(finished, len(genotypes))
@@ -98,16 +108,16 @@ def measure_many(genotypes: Sequence[Genotype], config: MeasureConfig | None = N
 
 
 def _record(genotype: Genotype, summary: timing.Timing, config: MeasureConfig, fp: Fingerprint,
-            cache: LatencyCache | None) -> Measurement:
+            cache: LatencyCache | None, loaded: bool = False) -> Measurement:
     res = _resolution(genotype, config)
     m = Measurement(
         genotype_hash=genotype.hash(), median_ms=summary.median_ms, iqr_ms=summary.iqr_ms, q25_ms=summary.q25_ms,
         q75_ms=summary.q75_ms, min_ms=summary.min_ms, reps=summary.reps,
-        noisy=summary.spread > config.noise_threshold, backend=config.backend, device=config.device,
+        noisy=loaded or summary.spread > config.noise_threshold, backend=config.backend, device=config.device,
         threads=fp.threads, batch=config.batch, resolution=res, memory_format=summary.memory_format,
         fingerprint=fp.to_dict(),
     )
-    if m.noisy:
+    if summary.spread > config.noise_threshold:
         warnings.warn(f"latency of {m.genotype_hash} is noisy: IQR {m.iqr_ms:.3g} ms is "
                       f"{summary.spread:.0%} of the median {m.median_ms:.3g} ms", RuntimeWarning, stacklevel=3)
     if cache is not None:

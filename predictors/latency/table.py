@@ -13,7 +13,6 @@ refits the correction (``lut-...-<format>.correction.json``, data in ``...-<form
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -33,26 +32,22 @@ from predictors.latency.calibration import (
 )
 from predictors.latency.conditions import MeasureConfig, conditions_of, memory_format_of
 from predictors.latency.fingerprint import fingerprint
+from predictors.latency.load import Load, LoadMonitor, default_monitor
 from predictors.latency.measure import measure_many, measure_modules
+from predictors.latency.node_lock import exclusive_lock
 from predictors.latency.parts import (
     CostTable,
     Part,
-    block_part,
     cost_features,
     cost_table,
-    head_part,
     network_parts,
     part_signature,
-    stem_part,
 )
 from predictors.latency.timing import Timing
-from searchspace.blocks import FAMILIES, BlockArgs
-from searchspace.errors import GenotypeError
-from searchspace.genotype import Genotype, parse_block
+from searchspace.genotype import Genotype
 from searchspace.jsonl import JsonlStore
-from searchspace.resolve import parse_genotype, resolve, with_scaling
+from searchspace.resolve import parse_genotype, with_scaling
 from searchspace.size import check_size
-from searchspace.space import Space
 
 # a part stops after one round of at least 5 repetitions once its IQR is within 3% of its median
 PART_PROFILE = MeasureConfig(warmup=2, reps=30, min_reps=5, rounds=3, min_rounds=1, round_seconds=0.05,
@@ -71,12 +66,14 @@ class LatencyTable:
     """Per-part latencies for one fingerprint, batch and memory format, plus the correction to whole networks.
 
     Collaborators can be handed in (tests give fakes): ``timer`` profiles parts, ``measurer`` measures
-    whole networks, ``references`` names the first-use calibration networks, ``notify`` gets progress lines.
+    whole networks, ``references`` names the first-use calibration networks, ``notify`` gets progress lines,
+    ``monitor`` tells whether other work ran beside a measurement (:mod:`predictors.latency.load`).
     """
 
     def __init__(self, config: MeasureConfig | None = None, path: str | Path | None = None,
                  costs: CostTable | None = None, *, timer: PartTimer | None = None, measurer: Measurer | None = None,
-                 references: References | None = None, notify: Callable[[str], None] | None = None) -> None:
+                 references: References | None = None, notify: Callable[[str], None] | None = None,
+                 monitor: LoadMonitor | None = None) -> None:
         self.config = config or PART_PROFILE
         self.memory_format = memory_format_of(self.config)
         self.fingerprint = fingerprint(self.config.backend, self.config.device, self.config.threads)
@@ -89,9 +86,12 @@ class LatencyTable:
         self.measurer = measurer or self._measure_whole
         self.references = references or reference_networks
         self.notify = notify or _stderr
+        self.monitor = monitor or default_monitor(self.fingerprint.threads)
         self.correction = self._load_correction()
         self._sums: dict[tuple, dict[str, float]] = {}
         self._signatures: dict[str, str] | None = None
+        self._recalibration_tried = False
+        self._quiet: bool | None = None  # whether the machine was quiet when first asked (see _quiet_now)
 
     @classmethod
     def for_this_device(cls, backend: str = "torch", threads: int | None = None, device: str = "cpu",
@@ -141,12 +141,20 @@ class LatencyTable:
         return entry is not None and f"{self.memory_format}_ms" in entry
 
     def missing(self, parts: Sequence[Part]) -> list[Part]:
-        """Parts without an entry in the table's memory format (each distinct key once)."""
+        """Parts without an entry in the table's memory format (each distinct key once), and parts profiled
+        while the machine was busy when it is quiet now."""
         seen: dict[str, Part] = {}
         for p in parts:
-            if p.key not in seen and not self._complete(self.store.get(p.key)):
+            entry = self.store.get(p.key)
+            if p.key not in seen and (not self._complete(entry) or (entry.get("loaded") and self._quiet_now())):
                 seen[p.key] = p
         return list(seen.values())
+
+    def _quiet_now(self) -> bool:
+        """Whether the machine was quiet at this table's first question (one probe per table object)."""
+        if self._quiet is None:
+            self._quiet = not self.monitor.probe().busy
+        return self._quiet
 
     def _time_parts(self, parts: Sequence[Part]) -> list[Timing]:
         modules = [(p.build(), (self.config.batch, *p.in_shape)) for p in parts]
@@ -155,11 +163,11 @@ class LatencyTable:
     def _signature_index(self) -> dict[str, str]:
         if self._signatures is None:
             self._signatures = {e["signature"]: e["key"] for e in self.store.values()
-                                if "signature" in e and self._complete(e)}
+                                if "signature" in e and self._complete(e) and not e.get("loaded")}
         return self._signatures
 
     def _put(self, part: Part, signature: str, timing: dict, same_as: str | None = None) -> None:
-        old = {k: v for k, v in (self.store.get(part.key) or {}).items() if k != "key"}
+        old = {k: v for k, v in (self.store.get(part.key) or {}).items() if k not in ("key", "loaded", "same_as")}
         extra = {"same_as": same_as} if same_as is not None else {}
         self.store.put(part.key, {**old, **timing, "signature": signature, **extra})
         self._signature_index().setdefault(signature, part.key)
@@ -196,11 +204,18 @@ class LatencyTable:
         done, groups = len(known), list(by_signature.items())
         if progress is not None and total:
             progress(done, total)
+        warned = False
         for start in range(0, len(groups), group):
             chunk = groups[start:start + group]
-            timings = self.timer([same[0] for _, same in chunk])
+            with self.monitor.watch() as window:
+                timings = self.timer([same[0] for _, same in chunk])
+            loaded = {"loaded": round(window.load.other_cores, 2)} if window.load.busy else {}
+            if loaded and not warned:
+                warned = True
+                self.notify(f"nas: warning: latency table: the machine is busy ({window.load.describe()}); the "
+                            "parts profiled now are marked and profiled again when it is quiet")
             for (signature, same), t in zip(chunk, timings, strict=True):
-                fields = {f"{self.memory_format}_ms": t.median_ms, "iqr_ms": t.iqr_ms, "reps": t.reps}
+                fields = {f"{self.memory_format}_ms": t.median_ms, "iqr_ms": t.iqr_ms, "reps": t.reps, **loaded}
                 self._put(same[0], signature, fields)
                 for other in same[1:]:
                     self._put(other, signature, fields, same[0].key)
@@ -265,14 +280,20 @@ class LatencyTable:
     def observe_many(self, genotypes: Sequence[Genotype], measured_ms: Sequence[float], resolution: int | None = None,
                      conditions: dict | None = None) -> bool:
         """Add networks measured whole under this table's conditions, refit the correction on every network
-        observed so far and save it. With ``conditions`` (a measurement's) that are not the table's: nothing
-        is added and the result is False."""
+        observed so far and save it (while the saved correction is provisional, the next quiet calibration
+        refits on them). With ``conditions`` (a measurement's) that are not the table's: nothing is added and
+        the result is False."""
         if conditions is not None and not self.matches(conditions):
             return False
+        self._add_observations(genotypes, measured_ms, resolution)
+        if not self._load_correction().provisional:  # a provisional one waits for a quiet calibration
+            self.refit()
+        return True
+
+    def _add_observations(self, genotypes: Sequence[Genotype], measured_ms: Sequence[float],
+                          resolution: int | None = None) -> None:
         for g, ms in zip(genotypes, measured_ms, strict=True):
             self.observations.add(g, resolution or g.resolution, ms, self.correction_features(g, resolution))
-        self.refit()
-        return True
 
     def refit(self) -> Correction:
         """Fit the correction on every observed network and save it."""
@@ -290,22 +311,54 @@ class LatencyTable:
 
     def calibrate(self, resolution: int) -> Correction:
         """Measure the reference networks whole at ``resolution``, :data:`CALIBRATION_PASSES` times in a row,
-        and fit the correction on each network's fastest pass.
+        and fit the correction on each network's fastest pass; one process at a time on one table.
 
         A slow phase of a shared machine only ever slows a measurement down, and one that covers the
         calibration moves every later prediction (``experiments/results/calibration_spread.md``: with
         one pass 66-92.5% of 200 random networks within 10% over 18 calibrations, with the faster of two
-        84.5-96% over 6).
+        84.5-96% over 6). Other work on the machine before or during it (``self.monitor``) makes the
+        correction provisional: saved marked so, its networks not kept, and replaced by the first
+        calibration that finds the machine quiet. A process that waited for another's calibration uses it.
         """
-        networks = self.references(resolution)
-        self.notify(f"latency table: calibrating on {len(networks)} networks measured whole at resolution "
-                    f"{resolution}, {CALIBRATION_PASSES} passes (first use on this device, fingerprint "
-                    f"{self.fingerprint.id()})...")
-        for g in networks:
-            self.group_sums(g)  # their parts first, so the measurements below run back to back
-        passes = [self.measurer(networks) for _ in range(CALIBRATION_PASSES)]
-        self.observe_many(networks, [min(times) for times in zip(*passes, strict=True)])
+        with self._calibration_lock():
+            saved = self._load_correction()
+            if saved.n and not saved.provisional:
+                self.correction = saved  # another process calibrated meanwhile
+                return saved
+            before = self.monitor.probe()
+            if saved.n and before.busy:  # still busy: measuring again would only fit the same load
+                self.correction = saved
+                return saved
+            networks = self.references(resolution)
+            self.notify(f"latency table: calibrating on {len(networks)} networks measured whole at resolution "
+                        f"{resolution}, {CALIBRATION_PASSES} passes (first use on this device, fingerprint "
+                        f"{self.fingerprint.id()})...")
+            for g in networks:
+                self.group_sums(g)  # their parts first, so the measurements below run back to back
+            with self.monitor.watch() as window:
+                passes = [self.measurer(networks) for _ in range(CALIBRATION_PASSES)]
+            fastest = [min(times) for times in zip(*passes, strict=True)]
+            load = max(before, window.load, key=lambda w: w.other_cores)
+            if before.busy or window.load.busy:
+                return self._provisional(networks, fastest, load)
+            self._add_observations(networks, fastest)
+            return self.refit()
+
+    def _provisional(self, networks: Sequence[Genotype], measured_ms: Sequence[float], load: Load) -> Correction:
+        """Fit and save a correction marked provisional (its networks are not observations)."""
+        fitted = self.fit_correction(networks, measured_ms, save=False)
+        self.correction = replace(fitted, provisional=True, other_cores=round(load.other_cores, 2))
+        self._save_correction()
+        self.notify(f"nas: warning: latency table: the machine was busy while it calibrated ({load.describe()}); "
+                    "the correction is provisional and is measured again when the machine is quiet "
+                    "(stop other work for the most accurate predictions)")
         return self.correction
+
+    def _calibration_lock(self):
+        """An exclusive lock on this table's correction: two processes on one empty cache calibrate once."""
+        path = self.correction_path.with_name(f"{self.correction_path.name}.lock")
+        waiting = "latency table: another process is calibrating this table; waiting for it..."
+        return exclusive_lock(path, on_wait=lambda: self.notify(waiting))
 
     def _measure_whole(self, genotypes: Sequence[Genotype]) -> list[float]:
         return [m.median_ms for m in measure_many(genotypes, self.whole_config())]
@@ -319,7 +372,8 @@ class LatencyTable:
         check_size(with_scaling(genotype, resolution=resolution) if resolution else genotype)
         if self.correction.n == 0:
             self.correction = self._load_correction()  # another process may have calibrated meanwhile
-        if self.correction.n == 0:
+        if self.correction.n == 0 or (self.correction.provisional and not self._recalibration_tried):
+            self._recalibration_tried = True  # a provisional correction is measured again once per process
             self.calibrate(resolution or genotype.resolution)
         return self.correction.interval(self.correction_features(genotype, resolution))
 
@@ -331,54 +385,3 @@ class LatencyTable:
 def _timing_fields(entry: dict, memory_format: str) -> dict:
     return {f"{memory_format}_ms": entry[f"{memory_format}_ms"], "iqr_ms": entry.get("iqr_ms"),
             "reps": entry.get("reps")}
-
-
-def space_parts(space: Space) -> list[Part]:
-    """Every distinct part the space can produce (stem, each block instance per stage, head).
-
-    Per stage it walks the reachable (input channels, input size) states, every allowed block type,
-    output width and combination of the family's searched values (a csp's with each inner family's),
-    for the first block (stage stride) and, when a stage may repeat, for the repeated block (stride 1,
-    in == out).
-    """
-    cfg = space.config
-    net = resolve(space.random_genotype(0))
-    parts: dict[str, Part] = {}
-
-    def add(part: Part) -> None:
-        parts.setdefault(part.key, part)
-
-    add(stem_part(net.stem_type, net.stem, net.in_channels, net.resolution))
-    states = {(net.stem["out"], net.stem_size)}
-    for i, stage in enumerate(cfg.stages):
-        path = f"space.stages[{i}]"
-        next_states = set()
-        for (in_ch, size), block_type in itertools.product(sorted(states), stage.types):
-            family = FAMILIES[block_type]
-            outs = [in_ch] if family.keeps_width(stage.stride) else stage.out
-            if stage.stride > 1 and size < 2:
-                continue
-            for out, combo in itertools.product(outs, space.value_combos(block_type)):
-                raw = {"type": block_type, "out": out, "stride": stage.stride, **combo}
-                try:
-                    params = parse_block(raw, path).params
-                    first = BlockArgs(in_ch, out, stage.stride, params)
-                    family.check(first, path)
-                except GenotypeError:
-                    continue
-                out_size = family.out_size(size, first)
-                if out_size < 1:
-                    continue
-                add(block_part(block_type, first, size))
-                if max(stage.repeat) > 1:
-                    again = BlockArgs(out, out, 1, params)
-                    try:
-                        family.check(again, path)
-                    except GenotypeError:
-                        continue
-                    add(block_part(block_type, again, out_size))
-                next_states.add((out, out_size))
-        states = next_states
-    for in_ch, size in sorted(states):
-        add(head_part(net.head, in_ch, size))
-    return list(parts.values())
