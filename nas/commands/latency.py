@@ -190,6 +190,9 @@ def _print_one(out: dict) -> None:
     if "predicted_ms" in out:
         print(f"{out['genotype']} ({out['hash']}): predicted {out['predicted_ms']:.3f} ms "
               f"[{out['low_ms']:.3f}, {out['high_ms']:.3f}] by {out['predictor']} ({where})")
+        if out.get("prediction_note"):
+            print(f"nas latency: warning: {out['prediction_note']}; measure it (--measure) to be sure, and to add it "
+                  "to the correction")
     if "measured_ms" in out:
         note = " (cached)" if out["cached"] else ""
         error = f"; prediction error {out['error_pct']:+.1f}%" if "error_pct" in out else ""

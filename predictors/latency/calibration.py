@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -39,6 +39,8 @@ FOLDS = 10  # out-of-fold residuals for the interval
 # it calibrated), which its residuals cannot show: 3%, the size of the median prediction error of whole
 # calibrations in experiments/bench_latency.py (see experiments/README.md)
 SHARED_ERROR = 0.03
+# a family holding this share of a network's table sum, never seen by the fit, widens the interval
+UNSEEN_SHARE = 0.10
 # first-use calibration: two common zoo networks and one single-family default-space member per family
 REFERENCE_ZOO = ("mobilenet_v3_small", "resnet18")
 REFERENCE_SEED = 0
@@ -52,6 +54,7 @@ class Prediction:
     ms: float
     low_ms: float
     high_ms: float
+    note: str = ""  # what the correction had not seen (the interval is widened for it); "" when nothing
 
 
 def _solve(rows: Sequence[dict[str, float]], y: np.ndarray, names: Sequence[str], shrink: float) -> np.ndarray:
@@ -109,6 +112,8 @@ class Correction:
     # calibration replaces it, never refitted from or added to the observations
     provisional: bool = False
     other_cores: float = 0.0  # the other work seen while it was measured (cores)
+    seen: list[str] = field(default_factory=list)  # part groups with time in the networks it was fitted on
+    table_range: list[float] = field(default_factory=list)  # [smallest, largest] table sum (ms) of those networks
 
     @classmethod
     def identity(cls) -> Correction:
@@ -123,14 +128,16 @@ class Correction:
         if n == 0:
             return cls.identity()
         names = list(FULL_FEATURES)
+        seen = {"seen": [g for g in GROUP_FEATURES if any(r.get(g, 0.0) > 0 for r in rows)],
+                "table_range": [min(r["table_ms"] for r in rows), max(r["table_ms"] for r in rows)]}
         if n < 3:  # too few for out-of-fold residuals: the strongest pull, no interval
             x = _solve(rows, y, names, SHRINKS[-1])
-            return cls(names, list(map(float, x[1:])), n, 0.0, 0.0, float(x[0]), SHRINKS[-1])
+            return cls(names, list(map(float, x[1:])), n, 0.0, 0.0, float(x[0]), SHRINKS[-1], **seen)
         resid = {shrink: cls._out_of_fold(rows, y, names, shrink) for shrink in SHRINKS}
         shrink = min(SHRINKS, key=lambda s: float(np.mean(resid[s] ** 2)))
         x = _solve(rows, y, names, shrink)
         half = _half_width(resid[shrink])
-        return cls(names, list(map(float, x[1:])), n, -half, half, float(x[0]), shrink)
+        return cls(names, list(map(float, x[1:])), n, -half, half, float(x[0]), shrink, **seen)
 
     @classmethod
     def _out_of_fold(cls, rows: Sequence[dict[str, float]], y: np.ndarray, names: list[str],
@@ -154,9 +161,37 @@ class Correction:
         return max(value, 0.05 * row["table_ms"])  # never near zero, whatever the coefficients
 
     def interval(self, row: dict[str, float]) -> Prediction:
-        """The corrected latency with its interval (always containing it)."""
+        """The corrected latency with its interval (always containing it), widened on both sides by
+        :meth:`family_spread` when a family the fit never saw holds a share of the network (its factor is
+        a guess: the common one), and a note saying what the correction had not seen."""
         ms = self.apply(row)
-        return Prediction(ms, min(ms, ms * math.exp(self.low)), max(ms, ms * math.exp(self.high)))
+        unseen, outside = self.unseen_groups(row), self.outside_range(row)
+        widen = self.family_spread() if unseen else 0.0
+        notes = [f"{', '.join(g.removesuffix('_ms') for g in unseen)}: no network of this family was measured whole "
+                 f"here (its factor is the common one; interval widened by {math.expm1(widen):.0%})"] if unseen else []
+        if outside:
+            low, high = self.table_range
+            notes.append(f"table sum {row['table_ms']:.3g} ms is outside the {low:.3g}-{high:.3g} ms of the networks "
+                         "measured whole (extrapolated)")
+        return Prediction(ms, min(ms, ms * math.exp(self.low - widen)), max(ms, ms * math.exp(self.high + widen)),
+                          "; ".join(notes))
+
+    def unseen_groups(self, row: dict[str, float]) -> list[str]:
+        """Part groups holding at least :data:`UNSEEN_SHARE` of the network's table sum that no fitted network had."""
+        if not self.seen:  # identity, or saved before groups were recorded: nothing to say
+            return []
+        return [g for g in GROUP_FEATURES if g not in self.seen and row.get(g, 0.0) >= UNSEEN_SHARE * row["table_ms"]]
+
+    def outside_range(self, row: dict[str, float]) -> bool:
+        """Whether the network's table sum lies outside those of the networks the fit saw."""
+        return bool(self.table_range) and not self.table_range[0] <= row["table_ms"] <= self.table_range[1]
+
+    def family_spread(self) -> float:
+        """How far this machine's family factors stray from the common one: the largest |log(factor / common)|
+        over the groups seen (an unseen family may stray as far), at least :data:`SHARED_ERROR`."""
+        factors = [c for k, c in zip(self.names, self.coef, strict=True) if k in self.seen and c > 0]
+        spread = max((abs(math.log(c / self.common)) for c in factors), default=0.0) if self.common > 0 else 0.0
+        return max(spread, SHARED_ERROR)
 
 
 class Observations:

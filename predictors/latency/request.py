@@ -121,8 +121,11 @@ def latency_report(genotype: Genotype, config: MeasureConfig, *, model: LatencyM
 def _prediction(genotype: Genotype, predictor: LatencyModel | LatencyTable) -> dict:
     start = time.perf_counter()
     pred = predictor.predict_interval(genotype)
-    return {"predicted_ms": pred.ms, "low_ms": pred.low_ms, "high_ms": pred.high_ms,
-            "predict_seconds": time.perf_counter() - start}
+    out = {"predicted_ms": pred.ms, "low_ms": pred.low_ms, "high_ms": pred.high_ms,
+           "predict_seconds": time.perf_counter() - start}
+    if getattr(pred, "note", ""):
+        out["prediction_note"] = pred.note
+    return out
 
 
 def _measured(m: Measurement) -> dict:
