@@ -29,7 +29,8 @@ STEM_PARAMS: dict[str, tuple[Param, ...]] = {
         Param("out", int, 32, "output channels", low=1, high=MAX_CHANNELS),
         Param("kernel", int, 3, "kernel size", choices=(1, 3, 5, 7, 11)),
         Param("stride", int, 2, "conv stride", choices=(1, 2, 4)),
-        Param("act", str, "relu", "activation", choices=ACTIVATIONS),
+        Param("act", str, "relu", "activation (prelu: a learned slope per channel, ESPNetv2)",
+              choices=ACTIVATIONS + ("prelu",)),
         Param("pool", str, "none", "stride-2 max pool after the conv(s): max (3x3, padding 1), max_ceil "
               "(3x3, no padding, ceil mode: SqueezeNet), max2 (2x2: VGG-11) or max3 (3x3, no padding, floor: "
               "AlexNet)", choices=("none", "max", "max_ceil", "max2", "max3")),
@@ -115,12 +116,15 @@ def _patch_size(size: int, patch: int) -> int:
 
 def _conv_stem(params: dict, in_ch: int) -> nn.Module:
     act, out, mid = params["act"], params["out"], params["mid"]
-    style = {"act": act, "bias": params["bias"], "norm": params["norm"],
+    style = {"act": "identity" if act == "prelu" else act, "bias": params["bias"], "norm": params["norm"],
              "padding": 0 if params["padding"] == "valid" else None}
     first = style if params["pad"] is None else {**style, "padding": params["pad"]}
     convs = [ConvBNAct(in_ch, mid or out, params["kernel"], params["stride"], **first)]
     if mid:
         convs.append(ConvBNAct(mid, out, 3, 1, **style))
+    if act == "prelu":  # ESPNetv2: a learned slope per channel
+        for conv in convs:
+            conv[2] = nn.PReLU(conv[0].out_channels)
     pool = {"none": [], "max": [nn.MaxPool2d(3, 2, 1)], "max_ceil": [nn.MaxPool2d(3, 2, ceil_mode=True)],
             "max2": [nn.MaxPool2d(2, 2)], "max3": [nn.MaxPool2d(3, 2)]}
     return nn.Sequential(*convs, *pool[params["pool"]])

@@ -334,7 +334,7 @@ MALFORMED = [
     ("stem type not a string", put("stem", type={"conv": 1}), "stem.type: {'conv': 1} is not one of conv, deep, patch"),
     ("bad stem value", put("stem", pool="avg"), "stem.pool: avg is not one of none, max, max_ceil, max2, max3"),
     ("bad stem act", put("stem", act="gelu"),
-     "stem.act: gelu is not one of relu, relu6, hswish, swish, leaky_relu, identity"),
+     "stem.act: gelu is not one of relu, relu6, hswish, swish, leaky_relu, identity, prelu"),
     ("null stem", top(stem=None), "stem: expected a mapping, got NoneType"),
     ("unknown head field", put("head", classes=10),
      "head.classes: unknown field; allowed fields are conv, hidden, act, pool, dropout, num_classes, pool_size, "

@@ -78,6 +78,13 @@ REFERENCE: dict[str, tuple[int, int]] = {
     "inception_resnet_v2": (55843464, 13155800000),
     "alexnet": (61100840, 714200000),
     "lenet5": (61706, 416520),
+    # issue 26, part C (no torchvision/timm model; tests/test_blocks_octave_eesp.py counts both from the authors'
+    # code). oct_resnet50: facebookresearch/OctConv resnet50_v1b(ratio=0.25), exact (ResNet-50's parameters;
+    # MACs as d-li14/octconv.pytorch's OctResNet-50 with its alpha at 0.25). espnetv2 (s = 2): our own count,
+    # the authors' EESPNet less the down-samplers' input reinforcement (4,750 parameters, 2,440,788 MACs) and
+    # the 6,202 parameters it builds but never uses: 3,498,136 parameters and 286,086,228 MACs there
+    "oct_resnet50": (25557032, 3103526912),
+    "espnetv2": (3487184, 283645440),
 }
 
 # Counting MACs of the big networks at full resolution is slow: only those below this are counted.

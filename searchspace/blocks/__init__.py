@@ -8,11 +8,13 @@ from searchspace.blocks import (
     csp,
     darknet,
     dense,
+    eesp,
     fire,
     ghost,
     ibn,
     inception,
     mbconv,
+    octave,
     osa,
     plain,
     preact,
@@ -45,6 +47,8 @@ FAMILIES: dict[str, BlockFamily] = {
         ibn.FAMILY,
         transformer.FAMILY,
         inception.FAMILY,
+        octave.FAMILY,
+        eesp.FAMILY,
     )
 }
 
