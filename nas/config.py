@@ -123,6 +123,10 @@ class SearchConfig:
                                 "numbers within the target (1: keep the search's pick)", low=1, high=1000)
     finalist_seeds: int = setting(2, "fresh proxy trainings per finalist (new seeds, all held-out validation images); "
                                      "their mean is the finalist score (0: re-measure the cost only)", low=0, high=20)
+    finalist_max_seeds: int = setting(4, "most fresh trainings of the two leading finalists: they are trained again "
+                                         "until the winner's lead is beyond 2 standard errors or the budget ends "
+                                         "(else report.md calls it a tie); finalist_seeds or fewer: no more",
+                                      low=0, high=50)
     finalist_epochs: int | None = setting(None, "epochs of a finalist training (null: the proxy's)", low=1, high=1000)
     start_from: str = setting(",".join(START_NETWORKS), "hand-designed zoo networks, width-scaled to T, that the "
                               "search scores first as candidates (comma-separated; '' for none)", example="NAMES")

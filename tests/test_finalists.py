@@ -96,7 +96,7 @@ def test_search_picks_its_winner_from_the_finalists(tmp_path):
     """Side by side the finalists measure differently (slowest in search = fastest now) and are trained
     again: the winner is the best reward on the fresh numbers, computed here by hand."""
     overrides = tiny_overrides(tmp_path, "fin", trials=6, objective="latency", target_latency="80ms",
-                               finalists=3, finalist_seeds=2)
+                               finalists=3, finalist_seeds=2, finalist_max_seeds=2)  # no settling trainings
     cost = FakeMeasuredCost(careful=lambda g: 100.0 - FakeCost().cost(g))
     fresh = FakeTrainer(accuracy=lambda g: 0.6 + FakeCost().cost(g) / 1000)
 

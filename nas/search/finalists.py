@@ -10,6 +10,7 @@ in interleaved rounds (the same load hits all alike), or recounted for MACs and 
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -39,6 +40,8 @@ class Finalist:
     within_target: bool = True
     fingerprint: dict = field(default_factory=dict)
     conditions: dict = field(default_factory=dict)
+    accuracies: list[float] = field(default_factory=list)  # each fresh training's accuracy, in seed order
+    train_seconds: float = 0.0      # the fresh trainings' wall time, together
 
 
 def top_distinct(trials: list[optuna.trial.FrozenTrial], k: int) -> list[optuna.trial.FrozenTrial]:
@@ -67,12 +70,13 @@ def finalist_pool(trials: list[optuna.trial.FrozenTrial], k: int, target: float)
     return picked[: k - 1] + within if within else picked
 
 
-def retrained_accuracy(genotype: Genotype, retrain: Retrain | None, seeds: Sequence[int]) -> tuple[float, float, int]:
-    """(mean, standard deviation, count) of fresh trainings; (nan, 0, 0) without any."""
+def retrained_accuracies(genotype: Genotype, retrain: Retrain | None, seeds: Sequence[int]) -> tuple[list[float], float]:
+    """The accuracy of a fresh training per seed, and their wall time together (none without a retrainer)."""
     if retrain is None or not seeds:
-        return float("nan"), 0.0, 0
+        return [], 0.0
+    start = time.monotonic()
     values = [retrain(genotype, s) for s in seeds]
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0), len(values)
+    return values, time.monotonic() - start
 
 
 def score_finalists(trials: list[optuna.trial.FrozenTrial], reward: Reward, costs: Callable[[list[Genotype]], list],
@@ -86,12 +90,15 @@ def score_finalists(trials: list[optuna.trial.FrozenTrial], reward: Reward, cost
     results = costs(genotypes)
     finalists = []
     for t, g, r in zip(trials, genotypes, results, strict=True):
-        mean, std, n = retrained_accuracy(g, retrain, seeds)
-        accuracy = mean if n else float(t.user_attrs["accuracy"])
+        values, seconds = retrained_accuracies(g, retrain, seeds)
+        n = len(values)
+        accuracy = statistics.fmean(values) if n else float(t.user_attrs["accuracy"])
+        std = statistics.stdev(values) if n > 1 else 0.0
         cost = float(getattr(r, "median_ms", r))
         finalists.append(Finalist(t.number, float(t.user_attrs["accuracy"]), float(t.user_attrs["cost"]), accuracy,
                                   cost, reward(accuracy, cost), std, n, cost <= reward.target,
-                                  dict(getattr(r, "fingerprint", {}) or {}), dict(getattr(r, "conditions", {}) or {})))
+                                  dict(getattr(r, "fingerprint", {}) or {}), dict(getattr(r, "conditions", {}) or {}),
+                                  values, seconds))
     return sorted(finalists, key=lambda f: f.reward, reverse=True)
 
 

@@ -88,8 +88,9 @@ class StopOnFailures:
 
 
 class ReserveForFinalists:
-    """Stop the search early enough that the finalists' fresh trainings and careful measurements fit in the
-    budget (estimated from the median training time of the trials so far)."""
+    """Stop the search early enough that the finalists' fresh trainings (the two leaders' further ones
+    included) and careful measurements fit in the budget (estimated from the median training time of the
+    trials so far)."""
 
     MEASURE_SECONDS = 7.0  # a careful side-by-side latency measurement, per network
 
@@ -104,7 +105,8 @@ class ReserveForFinalists:
         if cfg.finalists <= 1 or not times:
             return 0.0
         epochs = (cfg.finalist_epochs or cfg.proxy.epochs) / cfg.proxy.epochs
-        train = cfg.finalists * cfg.finalist_seeds * times[len(times) // 2] * epochs
+        settling = 2 * max(0, cfg.finalist_max_seeds - cfg.finalist_seeds)  # the two leaders' further trainings
+        train = (cfg.finalists * cfg.finalist_seeds + settling) * times[len(times) // 2] * epochs
         measured = hasattr(self.run.scorer.cost_model, "measure")
         return train + (cfg.finalists * self.MEASURE_SECONDS if measured else 0.0)
 

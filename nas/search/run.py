@@ -78,7 +78,7 @@ def _search(run: Run, study, quiet: bool) -> RunSummary:
             print(f"nas search: finalists: the best {config.finalists} networks trained again "
                   f"({config.finalist_seeds} seeds each) and measured again side by side", flush=True)
         winner = choose_winner(study, run.scorer.cost_model, run.scorer.reward, config.finalists, run.retrain,
-                               run.finalist_seeds)
+                               run.finalist_seeds, run.settle_seeds, _time_left(config.budget, start))
     except KeyboardInterrupt as stop:
         stopped(run, study, stop, time.monotonic() - start, quiet)
         raise
@@ -89,12 +89,21 @@ def _search(run: Run, study, quiet: bool) -> RunSummary:
     if not quiet:
         if message:
             print(f"nas search: {message}", flush=True)
+        if winner is not None and winner.settlement is not None:
+            print(f"nas search: finalist stage: {winner.settlement.describe()}", flush=True)
         if winner is not None and winner.note:
             print(f"nas search: warning: {winner.note}", flush=True)
         print(f"nas search: {summary.completed} of {summary.trials} trials completed in "
               f"{time.monotonic() - start:.0f}s; outputs in {run.folder}/"
               + (f"; winner {best_path}" if best_path else "; no trial completed, no winner"), flush=True)
     return summary
+
+
+def _time_left(budget: float | None, start: float):
+    """Seconds of the budget left (None without a budget), as a function of now."""
+    if budget is None:
+        return None
+    return lambda: budget - (time.monotonic() - start)
 
 
 def _trials(run: Run, study, progress: Progress) -> str | None:
@@ -170,6 +179,8 @@ def finish(run: Run, study, winner: Winner | None, quiet: bool = False, stopped:
     if start_of(winner.trial):
         summary["the winner is a starting point"] = (f"{start_of(winner.trial)}: no searched network beat this "
                                                      "hand-designed one at the finalist fidelity")
+    if winner.settlement is not None:
+        summary["finalist stage"] = winner.settlement.describe()
     if winner.fidelity_tau is not None:
         summary["finalist fidelity (Kendall tau, search vs finalist accuracy)"] = f"{winner.fidelity_tau:.2f}"
     write_report(run.folder / "report.md", summary, front, rows, table.getvalue(),
@@ -186,7 +197,8 @@ def _provenance(run: Run, winner: Winner) -> dict:
         "source": "nas search", "run": run.study_name, "trial": winner.trial.number, "config_hash": cfg.hash(),
         "proxy_accuracy": attrs.get("accuracy"), "reward": winner.reward, "search_cost": attrs.get("cost"),
         "finalist_accuracy": winner.accuracy if finalist is not None and finalist.seeds else None,
-        "finalist_seeds": len(run.finalist_seeds) if winner.finalists else None,
+        "finalist_seeds": finalist.seeds if finalist is not None and finalist.seeds else None,
+        "finalist_outcome": winner.settlement.outcome if winner.settlement is not None else None,
         ("latency_ms" if cfg.unit == "ms" else "macs"): winner.final_cost, "target": cfg.target,
         "within_target": winner.within_target, "latency_resolution": cfg.latency_resolution,
         "latency_conditions": winner.conditions or None, "device": winner.fingerprint or None,

@@ -42,6 +42,12 @@ class Run:
         return [self.config.proxy.seed + 1 + i for i in range(self.config.finalist_seeds)]
 
     @property
+    def settle_seeds(self) -> list[int]:
+        """Seeds the two leading finalists may be trained with: the finalist seeds, then more."""
+        most = max(self.config.finalist_seeds, self.config.finalist_max_seeds)
+        return [self.config.proxy.seed + 1 + i for i in range(most)]
+
+    @property
     def study_name(self) -> str:
         return self.folder.name
 

@@ -2,7 +2,9 @@
 
 Single objective: the best ``finalists`` distinct networks by search reward are scored again
 (:mod:`nas.search.finalists`: fresh trainings and a careful cost, side by side); the winner is the best
-reward among those whose cost meets the target. When none does, the closest is taken and the
+reward among those whose cost meets the target, after the two leading ones are trained again until the lead
+is beyond two standard errors or the budget ends (:mod:`nas.search.settle`; a lead inside the noise is
+reported as a tie). When none does, the closest is taken and the
 :class:`Winner` says so (with the best network the search saw within the target, if any). Pareto
 rewards: the most accurate front member within the target. The collaborators are the run's own: the
 reward, the cost model (whose ``measure(..., careful=True)`` times networks side by side when it
@@ -21,6 +23,7 @@ from nas.search.cost_models import CostModel
 from nas.search.finalists import Finalist, Retrain, fidelity_tau, finalist_pool, score_finalists
 from nas.search.reward import Reward
 from nas.search.scoring import DUPLICATE
+from nas.search.settle import Settlement, settle
 from searchspace import Genotype, parse_genotype
 
 
@@ -39,6 +42,7 @@ class Winner:
     conditions: dict = field(default_factory=dict)
     finalists: list[Finalist] = field(default_factory=list)
     fidelity_tau: float | None = None
+    settlement: Settlement | None = None  # how the finalist stage ended (separated, tie, ...)
 
 
 def scored_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
@@ -65,8 +69,11 @@ def careful_costs(cost_model: CostModel) -> Callable[[list[Genotype]], list]:
 
 
 def choose_winner(study: optuna.Study, cost_model: CostModel, reward: Reward, finalists: int = 1,
-                  retrain: Retrain | None = None, seeds: Sequence[int] = ()) -> Winner | None:
-    """The winner of ``study`` (None when no trial completed); see the module docstring."""
+                  retrain: Retrain | None = None, seeds: Sequence[int] = (), settle_seeds: Sequence[int] = (),
+                  time_left: Callable[[], float] | None = None) -> Winner | None:
+    """The winner of ``study`` (None when no trial completed); see the module docstring. Each finalist is
+    trained with ``seeds``; the two leading ones then with more of ``settle_seeds`` (which starts with
+    ``seeds``) while ``time_left()`` allows, until the lead is beyond two standard errors (:mod:`nas.search.settle`)."""
     best = best_trials(study)
     if not best:
         return None
@@ -77,11 +84,17 @@ def choose_winner(study: optuna.Study, cost_model: CostModel, reward: Reward, fi
         return _from_finalist(trial, score_finalists([trial], reward, costs)[0], [])
     done = scored_trials(study.get_trials(deepcopy=False))
     k = max(1, finalists)
-    ranked = score_finalists(finalist_pool(done, k, reward.target), reward, costs, retrain if k > 1 else None, seeds)
+    pool = finalist_pool(done, k, reward.target)
+    ranked = score_finalists(pool, reward, costs, retrain if k > 1 else None, seeds)
+    settlement = None
+    if k > 1 and retrain is not None and seeds:
+        genotypes = {t.number: parse_genotype(t.user_attrs["genotype"]) for t in pool}
+        settlement = settle(ranked, genotypes, retrain, reward, list(settle_seeds) or list(seeds), time_left)
     within = [f for f in ranked if f.within_target]
     chosen = within[0] if within else min(ranked, key=lambda f: f.cost)
     trial = {t.number: t for t in done}[chosen.trial]
     winner = _from_finalist(trial, chosen, ranked if k > 1 else [])
+    winner.settlement = settlement
     if not within:
         winner.note = _missed_note(chosen, done, reward)
     return winner
