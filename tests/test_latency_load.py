@@ -99,6 +99,8 @@ def test_a_calibration_under_load_is_provisional_and_a_quiet_one_replaces_it(tmp
     saved = json.loads(busy.correction_path.read_text())
     assert saved["provisional"] is True and saved["other_cores"] == 1.2 and saved["n"] == 4
     assert len(busy.observations) == 0  # its networks are not kept as quiet data
+    assert "the correction is provisional: calibrated while the machine was busy (~1.2 cores" in \
+        busy.predict_interval(g).note
     assert any("busy while it calibrated (~1.2 cores" in line and "provisional" in line for line in notes)
     extra = tiny_space().random_genotype(7)
     assert busy.observe(extra, 2.0 * busy.table_ms(extra))  # kept, but no refit while provisional
@@ -156,6 +158,9 @@ def test_parts_profiled_under_load_are_marked_and_profiled_again_when_quiet(tmp_
     keys = {p.key for p in network_parts(g)}
     assert all(busy.store.get(k).get("loaded") == 2.0 for k in keys)
     assert sum("parts profiled now are marked" in line for line in notes) == 1
+    before = len(busy)
+    busy.group_sums(tiny_space().random_genotype(5))  # more parts in the same busy spell: said once per table
+    assert len(busy) > before and sum("parts profiled now are marked" in line for line in notes) == 1
     still_busy_timer = FakeTimer()
     table_with(tmp_path, FakeMonitor(2.0), timer=still_busy_timer).group_sums(g)
     assert still_busy_timer.keys == []  # used as they are while the machine stays busy
@@ -173,7 +178,7 @@ def test_a_measurement_under_load_is_flagged_noisy() -> None:
 
     g = tiny_space().random_genotype(0)
     config = MeasureConfig(threads=1, warmup=1, reps=3, min_reps=2, rounds=1, min_rounds=1, round_seconds=0.01)
-    with pytest.warns(BusyMachineWarning, match="busy"):
+    with pytest.warns(BusyMachineWarning, match=r"^1 of 1 groups of networks measured while the machine was busy"):
         (busy,) = measure_many([g], config, cache=None, monitor=FakeMonitor(1.5))
     assert busy.noisy
     (quiet,) = measure_many([g], config, cache=None, monitor=FakeMonitor(0.0))

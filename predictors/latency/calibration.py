@@ -169,6 +169,9 @@ class Correction:
         widen = self.family_spread() if unseen else 0.0
         notes = [f"{', '.join(g.removesuffix('_ms') for g in unseen)}: no network of this family was measured whole "
                  f"here (its factor is the common one; interval widened by {math.expm1(widen):.0%})"] if unseen else []
+        if self.provisional:
+            notes.append(f"the correction is provisional: calibrated while the machine was busy (~{self.other_cores:.1f} "
+                         "cores of other work); it is measured again when the machine is quiet")
         if outside:
             low, high = self.table_range
             notes.append(f"table sum {row['table_ms']:.3g} ms is outside the {low:.3g}-{high:.3g} ms of the networks "

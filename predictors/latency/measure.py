@@ -83,6 +83,7 @@ def measure_many(genotypes: Sequence[Genotype], config: MeasureConfig | None = N
         else:
             todo.append(i)
     finished = len(genotypes) - len(todo)
+    busy = []  # the loads of the groups measured while other work ran
     if todo:
         steady_allocator()
     with timing.torch_threads(fp.threads):
@@ -97,13 +98,17 @@ def measure_many(genotypes: Sequence[Genotype], config: MeasureConfig | None = N
             with monitor.watch() as window:
                 samples = timing.time_runners([run for run, _ in prepared], config)
             if window.load.busy:
-                warnings.warn(f"latency measured while the machine was busy ({window.load.describe()}): "
-                              "flagged noisy", BusyMachineWarning, stacklevel=2)
+                busy.append(window.load)
             for i, s, (_, fmt) in zip(chunk, samples, prepared, strict=True):
                 results[i] = _record(genotypes[i], timing.summarize(s, fmt), config, fp, cache, window.load.busy)
             finished += len(chunk)
             if progress is not None:
                 progress(finished, len(genotypes))
+    if busy:
+        worst = max(busy, key=lambda load: load.other_cores)
+        groups = -(-len(todo) // group)
+        warnings.warn(f"{len(busy)} of {groups} groups of networks measured while the machine was busy (up to "
+                      f"{worst.describe()}): flagged noisy", BusyMachineWarning, stacklevel=2)
     return [r for r in results if r is not None]
 
 

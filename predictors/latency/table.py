@@ -91,6 +91,7 @@ class LatencyTable:
         self._sums: dict[tuple, dict[str, float]] = {}
         self._signatures: dict[str, str] | None = None
         self._recalibration_tried = False
+        self._warned_busy = False
         self._quiet: bool | None = None  # whether the machine was quiet when first asked (see _quiet_now)
 
     @classmethod
@@ -204,14 +205,13 @@ class LatencyTable:
         done, groups = len(known), list(by_signature.items())
         if progress is not None and total:
             progress(done, total)
-        warned = False
         for start in range(0, len(groups), group):
             chunk = groups[start:start + group]
             with self.monitor.watch() as window:
                 timings = self.timer([same[0] for _, same in chunk])
             loaded = {"loaded": round(window.load.other_cores, 2)} if window.load.busy else {}
-            if loaded and not warned:
-                warned = True
+            if loaded and not self._warned_busy:
+                self._warned_busy = True  # once per table: every later part of a busy spell is marked as well
                 self.notify(f"nas: warning: latency table: the machine is busy ({window.load.describe()}); the "
                             "parts profiled now are marked and profiled again when it is quiet")
             for (signature, same), t in zip(chunk, timings, strict=True):
