@@ -351,11 +351,11 @@ def cli(argv: list[str], capsys) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.mark.parametrize("family", CLASSIC)
-def test_onnx_export_matches_onnxruntime(family, tmp_path, capsys) -> None:
+def check_onnx_round_trip(genotype, tmp_path, capsys, size: int) -> None:
+    """``nas export --format onnx`` of ``genotype`` with random BN weights: its own check within 1e-4, and
+    onnxruntime's output on 3 random ``size`` x ``size`` images within 1e-4 of PyTorch's (outputs O(1))."""
     import onnxruntime
 
-    genotype = small_genotype(family)
     model = randomized(build_model(genotype))
     torch.save(model.state_dict(), tmp_path / "w.pt")
     path = tmp_path / "m.onnx"
@@ -364,11 +364,32 @@ def test_onnx_export_matches_onnxruntime(family, tmp_path, capsys) -> None:
     assert code == 0, err
     assert json.loads(out)["max_abs_diff"] <= 1e-4
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = torch.randn(3, 3, 64, 64)
+    x = torch.randn(3, 3, size, size)
     (y,) = session.run(None, {"input": x.numpy()})
     with torch.no_grad():
         reference = model(x)
     assert reference.abs().max() > 0.1 and (torch.from_numpy(y) - reference).abs().max().item() <= 1e-4
+
+
+def check_parts_show_and_latency(genotype, family: str, tmp_path, capsys) -> None:
+    """Every block of ``genotype`` is a ``family`` part whose counted params add up to the network's;
+    ``nas show`` names the family and its params; ``nas latency`` measures it."""
+    parts = features.network_parts(genotype)
+    assert [p.group for p in parts[1:-1]] == [family] * genotype.num_blocks()
+    costs = features.CostTable(str(tmp_path / "costs.jsonl"))
+    assert sum(costs.cost(p).params for p in parts) == count_params(build_model(genotype))
+    path = save_genotype(genotype, tmp_path / "g.yaml")
+    code, out, err = cli(["show", str(path), "--json"], capsys)
+    assert code == 0, err
+    assert family in out and str(count_params(build_model(genotype))) in out.replace(",", "")
+    code, out, err = cli(["latency", str(path), "--threads", "1", "--warmup", "1", "--reps", "3", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["measured_ms"] > 0
+
+
+@pytest.mark.parametrize("family", CLASSIC)
+def test_onnx_export_matches_onnxruntime(family, tmp_path, capsys) -> None:
+    check_onnx_round_trip(small_genotype(family), tmp_path, capsys, 64)
 
 
 @pytest.mark.parametrize("family", CLASSIC)

@@ -5,15 +5,11 @@ in tests/test_zoo_counts.py."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 from torch import nn
 
-import predictors.latency.parts as features
-from predictors.cost import count_params
-from searchspace import build_model, load_genotype, parse_genotype, save_genotype
+from searchspace import build_model, load_genotype, parse_genotype
 from searchspace.blocks import BlockArgs, get_family
 from searchspace.blocks.inception import REFERENCE, WIDTHS, widths
 from searchspace.blocks.plain import LocalResponseNorm
@@ -21,7 +17,13 @@ from searchspace.params import check_params
 from searchspace.resolve import resolve
 from searchspace.space import space_from_dict
 from tests.block_helpers import make_block
-from tests.test_blocks_classic import cli, one_line, params, randomized, run
+from tests.test_blocks_classic import (
+    check_onnx_round_trip,
+    check_parts_show_and_latency,
+    one_line,
+    params,
+    run,
+)
 
 
 def cbn(c_in: int, c_out: int, kh: int = 1, kw: int | None = None) -> int:
@@ -233,36 +235,10 @@ def small_raw(family: str) -> dict:
 
 @pytest.mark.parametrize("family", list(SMALL))
 def test_onnx_export_matches_onnxruntime(family, tmp_path, capsys) -> None:
-    import onnxruntime
-
     genotype = parse_genotype(small_raw(family))
-    model = randomized(build_model(genotype))
-    torch.save(model.state_dict(), tmp_path / "w.pt")
-    path = tmp_path / "m.onnx"
-    code, out, err = cli(["export", str(save_genotype(genotype, tmp_path / "g.yaml")), "--format", "onnx", "-o",
-                          str(path), "--weights", str(tmp_path / "w.pt"), "--json"], capsys)
-    assert code == 0, err
-    assert json.loads(out)["max_abs_diff"] <= 1e-4
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    size = genotype.resolution
-    x = torch.randn(3, 3, size, size)
-    (y,) = session.run(None, {"input": x.numpy()})
-    with torch.no_grad():
-        reference = model(x)
-    assert reference.abs().max() > 0.1 and (torch.from_numpy(y) - reference).abs().max().item() <= 1e-4
+    check_onnx_round_trip(genotype, tmp_path, capsys, genotype.resolution)
 
 
 @pytest.mark.parametrize("family", list(SMALL))
 def test_latency_parts_show_and_measurement(family, tmp_path, capsys) -> None:
-    genotype = parse_genotype(small_raw(family))
-    parts = features.network_parts(genotype)
-    assert [p.group for p in parts[1:-1]] == [family] * genotype.num_blocks()
-    costs = features.CostTable(str(tmp_path / "costs.jsonl"))
-    assert sum(costs.cost(p).params for p in parts) == count_params(build_model(genotype))
-    path = save_genotype(genotype, tmp_path / "g.yaml")
-    code, out, err = cli(["show", str(path), "--json"], capsys)
-    assert code == 0, err
-    assert family in out and str(count_params(build_model(genotype))) in out.replace(",", "")
-    code, out, err = cli(["latency", str(path), "--threads", "1", "--warmup", "1", "--reps", "3", "--json"], capsys)
-    assert code == 0, err
-    assert json.loads(out)["measured_ms"] > 0
+    check_parts_show_and_latency(parse_genotype(small_raw(family)), family, tmp_path, capsys)

@@ -6,23 +6,26 @@ layer, independently of the families' modules; docs/zoo.md compares them with th
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import predictors.latency.parts as features
 from nas.config import load_config
 from nas.search.run import search
 from predictors.cost import count_macs, count_params
-from searchspace import build_model, load_genotype, parse_genotype, save_genotype
+from searchspace import build_model, load_genotype, parse_genotype
 from searchspace.blocks.eesp import dilations
 from searchspace.space import space_from_dict
 from tests.block_helpers import genotype, make_block
 from tests.search_helpers import TINY_SPACE, FakeCost, FakeTrainer, tiny_overrides
-from tests.test_blocks_classic import cli, one_line, params, randomized, run
+from tests.test_blocks_classic import (
+    check_onnx_round_trip,
+    check_parts_show_and_latency,
+    one_line,
+    params,
+    run,
+)
 
 torch.set_num_threads(1)
 NEW = ("octave", "eesp")
@@ -244,35 +247,10 @@ def small(family: str) -> dict:
 
 @pytest.mark.parametrize("family", NEW)
 def test_onnx_export_matches_onnxruntime(family, tmp_path, capsys):
-    import onnxruntime
-
     g = parse_genotype(small(family))
-    model = randomized(build_model(g))
-    torch.save(model.state_dict(), tmp_path / "w.pt")
-    path = tmp_path / "m.onnx"
-    code, out, err = cli(["export", str(save_genotype(g, tmp_path / "g.yaml")), "--format", "onnx", "-o",
-                          str(path), "--weights", str(tmp_path / "w.pt"), "--json"], capsys)
-    assert code == 0, err
-    assert json.loads(out)["max_abs_diff"] <= 1e-4
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = torch.randn(3, 3, g.resolution, g.resolution)
-    (y,) = session.run(None, {"input": x.numpy()})
-    with torch.no_grad():
-        reference = model(x)
-    assert reference.abs().max() > 0.1 and (torch.from_numpy(y) - reference).abs().max().item() <= 1e-4
+    check_onnx_round_trip(g, tmp_path, capsys, g.resolution)
 
 
 @pytest.mark.parametrize("family", NEW)
 def test_latency_parts_show_and_measurement(family, tmp_path, capsys):
-    g = parse_genotype(small(family))
-    parts = features.network_parts(g)
-    assert [p.group for p in parts[1:-1]] == [family] * g.num_blocks()
-    costs = features.CostTable(str(tmp_path / "costs.jsonl"))
-    assert sum(costs.cost(p).params for p in parts) == count_params(build_model(g))
-    path = save_genotype(g, tmp_path / "g.yaml")
-    code, out, err = cli(["show", str(path), "--json"], capsys)
-    assert code == 0, err
-    assert family in out and str(count_params(build_model(g))) in out.replace(",", "")
-    code, out, err = cli(["latency", str(path), "--threads", "1", "--warmup", "1", "--reps", "3", "--json"], capsys)
-    assert code == 0, err
-    assert json.loads(out)["measured_ms"] > 0
+    check_parts_show_and_latency(parse_genotype(small(family)), family, tmp_path, capsys)
