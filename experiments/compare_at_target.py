@@ -147,7 +147,7 @@ def verdict(rows: list[dict], target: float) -> tuple[list[str], dict]:
         lines.append(f"- Against the {relative['networks']} random networks' mean ({relative['random_mean']:.4f}): "
                      f"{100 * relative['relative']:+.2f}% relative, {relative['level']:.0%} confidence interval "
                      f"[{100 * relative['low']:+.2f}%, {100 * relative['high']:+.2f}%].")
-    met = all(g["beyond_2se"] for g in gaps) and bool(relative) and relative["low"] > 0
+    met = bool(all(g["beyond_2se"] for g in gaps) and relative and relative["low"] > 0)
     lines.append(f"- Goal (above every baseline row and the random mean, each beyond two standard errors): "
                  f"{'met' if met else 'not met'}.")
     return lines, {"gaps": gaps, "relative_to_random": relative, "met": met}

@@ -105,7 +105,8 @@ class SearchConfig:
     latency_resolution: int = setting(224, "resolution at which latency is measured/predicted", low=8, high=4096)
     latency_model: str | None = setting(None, "learned latency model file (for --latency predictor)",
                                         example="FILE")
-    pruner: str = setting("median", "stop bad candidates early by their per-epoch accuracy", choices=PRUNERS)
+    pruner: str = setting("median", "stop weak candidates early by their accuracy at the proxy's checks (from "
+                                    "half an epoch on; proxy.checks_per_epoch)", choices=PRUNERS)
     storage: str | None = setting(None, "Optuna storage URL (default: sqlite in the run folder); share it to "
                                         "search from many processes", in_hash=False, example="URL")
     storage_patience: float = setting(60.0, "how long a lost database connection (a server restarting) or a "

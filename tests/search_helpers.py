@@ -54,19 +54,22 @@ class FakeResult:
 class FakeTrainer:
     """A trainer with accuracies known in advance: ``accuracy(genotype)``; remembers what it trained."""
 
-    def __init__(self, accuracy=None, epochs: int = 2, error: Exception | None = None) -> None:
+    def __init__(self, accuracy=None, epochs: int = 2, error: Exception | None = None, checks: int = 1) -> None:
         self.accuracy = accuracy or (lambda g: 0.5 + (int(g.hash(), 16) % 400) / 1000)
-        self.epochs, self.error = epochs, error
+        self.epochs, self.error, self.checks = epochs, error, checks
         self.trained: list[str] = []
+        self.reported: list[float] = []  # epochs done at each report, all trainings
 
     def __call__(self, genotype, report=None):
         self.trained.append(genotype.hash())
         if self.error is not None:
             raise self.error
         accuracy = self.accuracy(genotype)
-        for epoch in range(1, self.epochs + 1):
+        for step in range(1, self.epochs * self.checks + 1):  # ``checks`` reports per epoch, as the proxy's
+            done = step / self.checks
             if report is not None:
-                report(epoch, accuracy * epoch / self.epochs)
+                self.reported.append(done)
+                report(done, accuracy * done / self.epochs)
         return FakeResult(accuracy, self.epochs)
 
 

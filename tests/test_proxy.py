@@ -11,7 +11,7 @@ import torch
 
 import predictors.training.loop as loop
 from predictors.data.synthetic import make_synthetic
-from predictors.training.loop import NonFiniteLoss, ProxyError, ProxyOutOfMemory
+from predictors.training.loop import NonFiniteLoss, ProxyError, ProxyOutOfMemory, check_steps
 from predictors.training.proxy import ProxyConfig, proxy_genotype, train_proxy
 from searchspace import NasError, build, load_genotype
 
@@ -33,19 +33,29 @@ def small_config(**overrides) -> ProxyConfig:
 
 @pytest.fixture(scope="module")
 def first_run():
-    calls: list[tuple[int, float]] = []
-    result = train_proxy(TINY, small_config(), report=lambda epoch, acc: calls.append((epoch, acc)))
+    calls: list[tuple[float, float]] = []
+    result = train_proxy(TINY, small_config(), report=lambda done, acc: calls.append((done, acc)))
     return result, calls
 
 
-def test_beats_chance_and_reports_each_epoch(first_run):
+def test_beats_chance_and_reports_at_every_check(first_run):
     result, calls = first_run
     assert result.epochs_run == 3 and len(result.history) == 3
     assert result.accuracy > 0.25  # chance is 0.1
     assert 0 <= result.accuracy <= result.best_accuracy <= 1
-    assert calls == [(h.epoch, h.val_accuracy) for h in result.history] and calls[0][0] == 1
+    # 600 images in batches of 64: 9 steps an epoch; checks after steps 2, 4 (round(4.5)), 7, and the epoch's end
+    assert check_steps(9, 4) == {2: 1, 4: 2, 7: 3}
+    assert [done for done, _ in calls] == [e + k / 4 for e in range(3) for k in range(1, 5)]
+    assert [(done, acc) for done, acc in calls if done == int(done)] == [(h.epoch, h.val_accuracy)
+                                                                         for h in result.history]
     assert result.params == sum(p.numel() for p in build(load_genotype(TINY), num_classes=10).parameters())
     assert result.train_seconds > 0 and result.to_dict()["history"][0]["epoch"] == 1
+
+
+def test_check_steps_by_hand():
+    assert check_steps(10, 4) == {2: 1, 5: 2, 8: 3}  # round(2.5) = 2, round(7.5) = 8
+    assert check_steps(2, 4) == {1: 2}  # a short epoch: the checks that fall on its start or end are left out
+    assert check_steps(3, 1) == {} and check_steps(1, 8) == {}
 
 
 def test_same_seed_same_result(first_run):
@@ -54,29 +64,43 @@ def test_same_seed_same_result(first_run):
     assert [h.train_loss for h in again.history] == [h.train_loss for h in first_run[0].history]
 
 
-def test_report_exception_propagates():
+def test_checks_inside_epochs_do_not_change_the_training():
+    # dropout draws random numbers: a check that evaluated in between must not move them
+    genotype = {**TINY, "head": {"num_classes": 10, "dropout": 0.3}}
+    runs = {}
+    for checks in (1, 4):
+        calls: list[float] = []
+        runs[checks] = (train_proxy(genotype, small_config(epochs=2, subset=256, checks_per_epoch=checks),
+                                    report=lambda done, acc: calls.append(done)), calls)
+    (plain, plain_calls), (checked, checked_calls) = runs[1], runs[4]
+    assert plain_calls == [1.0, 2.0] and checked_calls == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+    assert [h.train_loss for h in checked.history] == [h.train_loss for h in plain.history]
+    assert [h.val_accuracy for h in checked.history] == [h.val_accuracy for h in plain.history]
+
+
+def test_report_exception_propagates_from_a_check_inside_the_epoch():
     class Pruned(Exception):
         pass
 
     calls = []
 
-    def report(epoch: int, accuracy: float) -> None:
-        calls.append(epoch)
+    def report(epochs_done: float, accuracy: float) -> None:
+        calls.append(epochs_done)
         raise Pruned
 
-    with pytest.raises(Pruned):
+    with pytest.raises(Pruned):  # 128 images in batches of 64: one check inside epoch 1, after its first step
         train_proxy(TINY, small_config(epochs=2, subset=128), report=report)
-    assert calls == [1]
+    assert calls == [0.5]
 
 
 def test_report_can_raise_optuna_pruned():
     optuna = pytest.importorskip("optuna")
 
-    def report(epoch: int, accuracy: float) -> None:
-        raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+    def report(epochs_done: float, accuracy: float) -> None:
+        raise optuna.TrialPruned(f"pruned at {epochs_done:g} epochs")
 
-    with pytest.raises(optuna.TrialPruned, match="epoch 1"):
-        train_proxy(TINY, small_config(epochs=2, subset=128), report=report)
+    with pytest.raises(optuna.TrialPruned, match="at 1 epochs"):
+        train_proxy(TINY, small_config(epochs=2, subset=128, checks_per_epoch=1), report=report)
 
 
 def test_divergence_raises_non_finite_loss():

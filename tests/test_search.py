@@ -178,8 +178,8 @@ def test_a_candidate_at_chance_fails_with_its_reason_and_is_not_trained_again(tm
     assert all(r["reason"] == "same network as trial 0, which did not learn (at chance)" for r in rows[1:])
 
 
-@pytest.mark.parametrize("epochs", [1, 2])
-def test_the_pruner_stops_trainings_early_but_never_discards_a_finished_one(tmp_path, epochs):
+@pytest.mark.parametrize("epochs, checks, pruned_at", [(1, 1, None), (2, 1, 1.0), (1, 4, 0.5), (2, 2, 0.5)])
+def test_the_pruner_stops_trainings_early_but_never_discards_a_finished_one(tmp_path, epochs, checks, pruned_at):
     # accuracies fall trial after trial, so the median pruner (5 startup trials) wants to stop every later one
     falling = iter([0.9 - 0.01 * i for i in range(40)])
     scores: dict[str, float] = {}
@@ -187,15 +187,20 @@ def test_the_pruner_stops_trainings_early_but_never_discards_a_finished_one(tmp_
     def accuracy(genotype):
         return scores.setdefault(genotype.hash(), next(falling))
 
-    trainer = FakeTrainer(accuracy, epochs=epochs)
-    _, rows, _ = _search(tmp_path, f"prune{epochs}", trainer=trainer, trials=10, pruner="median",
-                         **{"proxy.epochs": epochs})
+    trainer = FakeTrainer(accuracy, epochs=epochs, checks=checks)
+    _, rows, _ = _search(tmp_path, f"prune{epochs}{checks}", trainer=trainer, trials=10, pruner="median",
+                         **{"proxy.epochs": epochs, "proxy.checks_per_epoch": checks})
     states = [r["state"] for r in rows if not r["duplicate_of"]]
-    if epochs == 1:  # one report, after the training is done: nothing to save by pruning it
+    if pruned_at is None:  # one report, after the training is done: nothing to save by pruning it
         assert set(states) == {"COMPLETE"}
-    else:
-        assert "PRUNED" in states
-        assert all(r["reason"].startswith("pruned after epoch 1") for r in rows if r["state"] == "PRUNED")
+        return
+    assert states[:5] == ["COMPLETE"] * 5 and set(states[5:]) == {"PRUNED"}
+    reason = f"pruned at {pruned_at:g} of {epochs} epoch(s) (accuracy "
+    assert all(r["reason"].startswith(reason) for r in rows if r["state"] == "PRUNED")
+    # a pruned training stops at the check that pruned it: never earlier than half an epoch, never later
+    per_training = epochs * checks
+    assert trainer.reported[5 * per_training:] == [k / checks for k in range(1, round(pruned_at * checks) + 1)] * (
+        len(states) - 5)
 
 
 class InterruptedTrainer(FakeTrainer):

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from nas.commands.flags import add_flags, flag_values
-from predictors.training.recipe import TrainConfig
+from predictors.training.recipe import TrainConfig, train_flag_keys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(DIR/train/<class>/ and DIR/test/<class>/ or DIR/val/<class>/), read from disk")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no line per epoch (notes stay)")
     p.add_argument("--json", action="store_true", help="print the result (result.json) as one JSON object")
-    add_flags(p, TrainConfig)
+    add_flags(p, TrainConfig, only=train_flag_keys())
     p.set_defaults(func=run, on_interrupt="continue with --resume (finished epochs are kept)")
 
 

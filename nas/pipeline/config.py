@@ -16,7 +16,7 @@ from typing import Any
 
 from nas.config import SearchConfig, load_config
 from nas.pipeline.state import RunState, check_new_or_resumed, read_state
-from predictors.training.recipe import TrainConfig, data_keys
+from predictors.training.recipe import SEARCH_ONLY, TrainConfig, data_keys
 from searchspace.errors import NasError
 from searchspace.settings import declared, flag_name, hashed_dict
 from searchspace.textio import shorten
@@ -32,7 +32,7 @@ PLACE_KEYS = ("name", "runs_dir", "resume", "storage", "address")  # where a run
 
 def train_keys() -> list[str]:
     """The training keys ``nas run`` takes."""
-    return [k for k in declared(TrainConfig) if k not in FROM_SEARCH + OWNED]
+    return [k for k in declared(TrainConfig) if k not in FROM_SEARCH + OWNED + SEARCH_ONLY]
 
 
 def run_flag(key: str) -> str:

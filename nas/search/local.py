@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from nas.common.signals import stop_name
 from nas.search.outputs import write_trials
 from nas.search.progress import Progress
+from nas.search.pruning import Checks, pruned_reason
 from nas.search.retry import StopAtTrials, counted, queue_again
 from nas.search.scoring import REASON, Pruned, earlier_trial, record_attrs, record_values, score_or_reuse
 from nas.search.setup import Run
@@ -58,15 +59,17 @@ class Objective:
         return tuple(values) if self.multi else values[0]
 
     def _reporter(self, trial: optuna.Trial):
-        """Per-epoch reports to Optuna's pruner; after the last epoch there is nothing left to save, so a
-        finished training is never pruned (with a one-epoch proxy the pruner would only discard scores)."""
-        last_epoch = self.run.config.proxy.epochs
+        """Reports at every check of the proxy training to Optuna's pruner, which may stop the candidate from
+        half an epoch on; never at the last check (a finished training has nothing left to save)."""
+        checks = Checks.of(self.run.config.proxy)
 
-        def report(epoch: int, accuracy: float) -> None:
-            if not self.multi:  # Optuna prunes single-objective studies only
-                trial.report(accuracy, epoch)
-                if epoch < last_epoch and trial.should_prune():
-                    raise Pruned(f"pruned after epoch {epoch} (accuracy {accuracy:.4f})")
+        def report(epochs_done: float, accuracy: float) -> None:
+            if self.multi:  # Optuna prunes single-objective studies only
+                return
+            check = checks.number(epochs_done)
+            trial.report(accuracy, check)
+            if checks.may_prune(check) and trial.should_prune():
+                raise Pruned(pruned_reason(epochs_done, checks, accuracy))
 
         return report
 

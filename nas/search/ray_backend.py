@@ -1,9 +1,10 @@
 """Running the search's trials on a Ray cluster through Ray Tune.
 
 Ray Tune's ``OptunaSearch`` asks the same strategy sampler and the same define-by-run space as the
-local backend; an ASHA scheduler stops weak candidates by their per-epoch proxy reward. Each Tune
-trial scores its candidate with :func:`nas.search.scoring.score_candidate` (or reuses the study's earlier
-score of the same network, as the local loop does), and finished trials are written into the run's
+local backend; an ASHA scheduler stops weak candidates by their proxy reward at the proxy's checks
+(from half an epoch on, :mod:`nas.search.pruning`). Each Tune trial scores its candidate with
+:func:`nas.search.scoring.score_candidate` (or reuses the study's earlier score of the same network, as the
+local loop does), and finished trials are written into the run's
 Optuna study with the same attributes, so the outputs (best.yaml, trials.csv, ...) are the same as
 for a local search.
 """
@@ -35,6 +36,7 @@ from nas.search.cluster import (
     worker_env,
 )
 from nas.search.outputs import write_trials
+from nas.search.pruning import Checks, asha_settings
 from nas.search.scoring import TrialRecord, earlier_trial, record_attrs, score_or_reuse
 from nas.search.setup import Run
 from nas.search.storage import open_storage
@@ -92,7 +94,7 @@ class DefineBySpace:
 
 def _trainable(params: dict[str, Any], run: Run) -> None:
     """One Tune trial: rebuild the genotype from its params, score it (or reuse the study's earlier
-    score of the same network), report per epoch, and end with the full record; an error that would
+    score of the same network), report at each check, and end with the full record; an error that would
     repeat in every trial ends it with :data:`FATAL`, which stops the search."""
     from ray import tune
 
@@ -102,11 +104,13 @@ def _trainable(params: dict[str, Any], run: Run) -> None:
     except Exception as err:
         record, fatal = None, err
     if fatal is not None and repeats_in_every_trial(fatal):
-        tune.report({"epoch": 0, "reward": -1.0, FATAL: _one_line(fatal)})
+        tune.report({"check": 0, "epoch": 0, "reward": -1.0, FATAL: _one_line(fatal)})
         return
     if record is None:
         raise fatal
-    tune.report({"epoch": (record.epochs or 0) + 1, "reward": record.reward if record.reward is not None else -1.0,
+    checks = Checks.of(run.config.proxy)  # the record is the last check's report (see _check_reporter)
+    tune.report({"check": checks.last, "epoch": record.epochs or 0,
+                 "reward": record.reward if record.reward is not None else -1.0,
                  RECORD: json.dumps({"state": record.state, **record_attrs(record, backend="ray")})})
 
 
@@ -118,7 +122,7 @@ def _score(params: dict[str, Any], run: Run) -> TrialRecord:
     earlier = earlier_trial(study, genotype.hash(), len(study.get_trials(deepcopy=False)))
     scorer = guard_latency(run.scorer, NodeLock()) if measures_latency(run) else run.scorer
     cost: dict[str, float] = {}
-    return score_or_reuse(genotype, scorer, earlier, _epoch_reporter(run, cost), on_cost=lambda c: cost.update(cost=c))
+    return score_or_reuse(genotype, scorer, earlier, _check_reporter(run, cost), on_cost=lambda c: cost.update(cost=c))
 
 
 def _one_line(err: BaseException) -> str:
@@ -126,12 +130,19 @@ def _one_line(err: BaseException) -> str:
     return text if isinstance(err, NasError) else f"{type(err).__name__}: {text}"
 
 
-def _epoch_reporter(run: Run, cost: dict[str, float]):
-    """Per-epoch reports to Tune (ASHA reads ``reward``); ``cost["cost"]`` is set before the first epoch."""
+def _check_reporter(run: Run, cost: dict[str, float]):
+    """Reports at the proxy's checks to Tune (ASHA reads ``reward`` at ``check``); ``cost["cost"]`` is set
+    before the first. The last check is left to the trial's record, so ASHA never stops a finished training
+    before its score is sent."""
     from ray import tune
 
-    def report(epoch: int, accuracy: float) -> None:
-        tune.report({"epoch": epoch, "accuracy": accuracy, "reward": run.scorer.reward(accuracy, cost["cost"])})
+    checks = Checks.of(run.config.proxy)
+
+    def report(epochs_done: float, accuracy: float) -> None:
+        check = checks.number(epochs_done)
+        if check < checks.last:
+            tune.report({"check": check, "epoch": epochs_done, "accuracy": accuracy,
+                         "reward": run.scorer.reward(accuracy, cost["cost"])})
 
     return report
 
@@ -202,8 +213,7 @@ def _tune(run: Run, study: optuna.Study, progress) -> str | None:
                            cost_limit=run.scorer.reward.cost_limit)
     searcher = ConcurrencyLimiter(OptunaSearch(space=DefineBySpace(run.space), metric="reward", mode="max", sampler=sampler),
                                   max_concurrent=cfg.workers)
-    scheduler = ASHAScheduler(time_attr="epoch", metric="reward", mode="max", max_t=cfg.proxy.epochs + 1,
-                              grace_period=1, reduction_factor=2)
+    scheduler = ASHAScheduler(metric="reward", mode="max", **asha_settings(Checks.of(cfg.proxy)))
     recorder = _record_as_finished(study, run, progress)
     stopper = StopOnFatal()
     tuner = tune.Tuner(
@@ -288,7 +298,7 @@ def record_trial(study: optuna.Study, run: Run, params: dict[str, Any], metrics:
         state = "FAIL"
     elif state is None:  # stopped by the scheduler before the trial sent its record
         record = TrialRecord(genotype, "PRUNED", accuracy=metrics.get("accuracy"),
-                             reason=f"stopped by ASHA after epoch {metrics.get('epoch')}")
+                             reason=f"stopped by ASHA at {metrics.get('epoch', 0):g} epoch(s)")
         attrs, state = record_attrs(record, backend="ray"), "PRUNED"
     values = [attrs["reward"]] if state == "COMPLETE" else None
     trial = optuna.trial.create_trial(state=TrialState[state], values=values, params=params,

@@ -30,7 +30,7 @@ DUPLICATE = "duplicate_of"
 RESULT_ATTRS = ("accuracy", "cost", "reward", "epochs", "params")  # what a repeat copies from its original
 CHANCE_MARGIN = 0.02  # an accuracy within this of chance (1 / classes) means the candidate learned nothing
 
-Report = Callable[[int, float], None]
+Report = Callable[[float, float], None]  # (epochs done, e.g. 0.5 or 1, validation accuracy there)
 
 
 class Pruned(Exception):
@@ -100,7 +100,7 @@ class TrialRecord:
     reason: str | None = None
     duplicate_of: int | None = None
     at_chance: bool = False  # trained fully and learned nothing: a failure, but a result (never retrained)
-    epoch_accuracies: dict[int, float] = field(default_factory=dict)
+    check_accuracies: dict[float, float] = field(default_factory=dict)  # {epochs done: accuracy} at each check
     error: BaseException | None = field(default=None, repr=False)  # what ended a FAIL (not recorded)
 
 
@@ -108,8 +108,8 @@ def score_candidate(genotype: Genotype, scorer: Scorer, report: Report | None = 
                     on_cost: Callable[[float], None] | None = None) -> TrialRecord:
     """Cost (a hard reward may reject the candidate here), proxy training, reward: one record.
 
-    ``on_cost(cost)`` is called as soon as the cost is known; ``report(epoch, accuracy)`` after
-    each epoch, and raising :class:`Pruned` from it ends the candidate as PRUNED. Any other exception
+    ``on_cost(cost)`` is called as soon as the cost is known; ``report(epochs_done, accuracy)`` at
+    each check of the proxy training (inside epochs too), and raising :class:`Pruned` from it ends the candidate as PRUNED. Any other exception
     ends it as FAIL with its reason: the search goes on.
     """
     record = TrialRecord(genotype)
@@ -123,12 +123,12 @@ def score_candidate(genotype: Genotype, scorer: Scorer, report: Report | None = 
             return _ended(record, "PRUNED", f"rejected before training: cost {record.cost:.4g} is over "
                           f"{scorer.reward.reject_factor:g} x target {scorer.reward.target:.4g}")
 
-        def on_epoch(epoch: int, accuracy: float) -> None:
-            record.epoch_accuracies[epoch] = accuracy
+        def on_check(epochs_done: float, accuracy: float) -> None:
+            record.check_accuracies[epochs_done] = accuracy
             if report is not None:
-                report(epoch, accuracy)
+                report(epochs_done, accuracy)
 
-        result = scorer.trainer(genotype, on_epoch)
+        result = scorer.trainer(genotype, on_check)
     except Pruned as err:
         return _ended(record, "PRUNED", str(err))
     except Exception as err:  # recorded as a failed trial; the search goes on
@@ -211,7 +211,7 @@ def record_attrs(record: TrialRecord, backend: str = "local") -> dict[str, Any]:
         attrs[DUPLICATE] = record.duplicate_of
     if record.at_chance:
         attrs[AT_CHANCE] = True
-    attrs.update({f"acc_epoch_{e}": a for e, a in record.epoch_accuracies.items()})
+    attrs.update({f"acc_at_{e:g}": a for e, a in record.check_accuracies.items()})
     return attrs
 
 

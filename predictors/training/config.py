@@ -24,6 +24,9 @@ class ProxyConfig:
     resolution: int = setting(32, "input size the candidate is built and trained at", low=8, high=512)
     width: float = setting(0.5, "multiplies the genotype's own width", low=0.05, high=4.0)
     epochs: int = setting(1, "proxy training epochs per candidate", low=1, high=1000)
+    checks_per_epoch: int = setting(4, "validation checks per epoch that a pruner can stop a weak candidate at "
+                                       "(1: at the end of each epoch only); the final score does not change",
+                                    low=1, high=64, in_hash=False)
     subset: int | None = setting(30000, "training images per candidate (seeded, stratified; null: all)", low=2)
     val_subset: int | None = setting(1000, "validation images (null: all)", low=1)
     val_fraction: float = setting(0.1, "hold-out fraction of the training split for validation "

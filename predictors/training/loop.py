@@ -3,7 +3,8 @@
 :func:`fit` is the loop that proxy training (:func:`predictors.training.proxy.train_proxy`) and full
 training (``nas train``, :mod:`nas.training.run`) share: SGD + Nesterov momentum (or AdamW, no weight
 decay on norms and biases) under a warm-up + cosine schedule, label smoothing, an evaluation after
-every epoch. A recipe changes its numbers (the config, warm-up share included) and hands in what it
+every epoch (and, when someone listens through ``report``, at ``checks_per_epoch`` points inside
+it, without changing the training). A recipe changes its numbers (the config, warm-up share included) and hands in what it
 adds through :class:`LoopOptions`: mixed precision, a progress display, a per-epoch hook that writes
 checkpoints, and a saved :func:`loop_state` to resume from. The proxy's recipe is the default of each.
 """
@@ -24,7 +25,7 @@ from predictors.training.batches import BatchSource, TensorChunks
 from predictors.training.config import ProxyConfig
 from searchspace import NasError
 
-Report = Callable[[int, float], None]
+Report = Callable[[float, float], None]  # (epochs done, e.g. 0.25 or 1, validation accuracy there)
 
 
 class ProxyError(NasError):
@@ -129,7 +130,8 @@ def fit(model: nn.Module, config: ProxyConfig, train: BatchSource, val: Iterable
 
     ``norm`` is ``(mean, std, in_channels)`` of the input normalisation. ``options.resume`` (a
     :func:`loop_state`) continues after its epoch; ``options.on_epoch`` runs after each epoch's
-    evaluation, before ``report``.
+    evaluation, before ``report``. ``report(epochs_done, accuracy)`` is called at every check: after
+    each epoch and ``config.checks_per_epoch - 1`` times inside it (see :func:`check_steps`).
     """
     options = options or LoopOptions()
     device = train.device
@@ -143,10 +145,12 @@ def fit(model: nn.Module, config: ProxyConfig, train: BatchSource, val: Iterable
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     if options.progress is not None:
         options.progress.start(first, config.epochs, steps)
+    checks = check_steps(steps, config.checks_per_epoch) if report is not None else {}
     for epoch in range(first, config.epochs + 1):
         start = time.perf_counter()
+        on_check = _checker(parts, train, val, norm, config, report, epoch) if checks else None
         with _oom_guard(device, options.name):
-            loss, lr = _train_epoch(parts, train, norm, config, loss_fn, epoch, options)
+            loss, lr = _train_epoch(parts, train, norm, config, loss_fn, epoch, options, checks, on_check)
             recalibrate_bn(model, train.calibration(config.bn_images), norm, config)
             accuracy = evaluate(model, val, norm, config, parts.precision)
         seconds = time.perf_counter() - start
@@ -165,9 +169,42 @@ def fit(model: nn.Module, config: ProxyConfig, train: BatchSource, val: Iterable
     return result
 
 
+def check_steps(steps: int, checks_per_epoch: int) -> dict[int, int]:
+    """The checks inside an epoch of ``steps`` steps: {steps done: check number k}, at k / checks_per_epoch
+    of the epoch for k = 1 .. checks_per_epoch - 1 (the last check is the epoch's end). A check that
+    would fall on the start, the end or the same step as another is left out (an epoch of few steps)."""
+    found: dict[int, int] = {}
+    for k in range(1, checks_per_epoch):
+        done = round(k * steps / checks_per_epoch)
+        if 0 < done < steps and done not in found:
+            found[done] = k
+    return found
+
+
+def _checker(parts: LoopParts, train: BatchSource, val: Iterable, norm: tuple, config: ProxyConfig,
+             report: Report, epoch: int) -> Callable[[int], None]:
+    """A check inside ``epoch``: BatchNorm statistics re-estimated and the validation accuracy reported,
+    with the random state forked so that the training goes on exactly as without the check (the epoch's
+    end re-estimates the statistics from scratch)."""
+    device = train.device
+
+    def check(k: int) -> None:
+        devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+            if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            recalibrate_bn(parts.model, train.calibration(config.bn_images), norm, config)
+            accuracy = evaluate(parts.model, val, norm, config, parts.precision)
+        parts.model.train()
+        report(epoch - 1 + k / config.checks_per_epoch, accuracy)
+
+    return check
+
+
 def _train_epoch(parts: LoopParts, train: BatchSource, norm: tuple, config: ProxyConfig, loss_fn: nn.Module,
-                 epoch: int, options: LoopOptions) -> tuple[float, float]:
-    """One pass over ``train``: (mean loss, learning rate of the last step)."""
+                 epoch: int, options: LoopOptions, checks: dict[int, int] | None = None,
+                 on_check: Callable[[int], None] | None = None) -> tuple[float, float]:
+    """One pass over ``train``: (mean loss, learning rate of the last step); ``on_check(k)`` after the
+    steps that ``checks`` names."""
     model, optimizer, scaler = parts.model, parts.optimizer, parts.precision.scaler
     model.train()
     total = torch.zeros((), device=train.device)
@@ -194,6 +231,8 @@ def _train_epoch(parts: LoopParts, train: BatchSource, norm: tuple, config: Prox
         total += loss.detach()
         if options.progress is not None:
             options.progress.step(epoch, step + 1, float(loss.detach()))
+        if on_check is not None and checks and step + 1 in checks:
+            on_check(checks[step + 1])
     return float(total) / len(train), lr
 
 

@@ -17,10 +17,16 @@ from typing import Any
 from predictors.data.spec import DATASET_NAMES
 from predictors.training.config import ProxyConfig
 from searchspace.errors import NasError
-from searchspace.settings import META, setting
+from searchspace.settings import META, declared, setting
 
 DEFAULT_LR = {"sgd": 0.1, "adamw": 0.002}
+SEARCH_ONLY = ("checks_per_epoch",)  # proxy keys a full training has no use for (no pruner listens)
 DEFAULT_WEIGHT_DECAY = {"sgd": 5e-4, "adamw": 0.05}
+
+
+def train_flag_keys() -> list[str]:
+    """The keys of :class:`TrainConfig` that ``nas train`` offers as flags (not the search-only ones)."""
+    return [k for k in declared(TrainConfig) if k not in SEARCH_ONLY]
 
 
 def _like(name: str, default: Any, doc: str | None = None, **changes: Any) -> Any:
