@@ -71,7 +71,7 @@ def test_checks_inside_epochs_do_not_change_the_training():
     for checks in (1, 4):
         calls: list[float] = []
         runs[checks] = (train_proxy(genotype, small_config(epochs=2, subset=256, checks_per_epoch=checks),
-                                    report=lambda done, acc: calls.append(done)), calls)
+                                    report=lambda done, acc, calls=calls: calls.append(done)), calls)
     (plain, plain_calls), (checked, checked_calls) = runs[1], runs[4]
     assert plain_calls == [1.0, 2.0] and checked_calls == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
     assert [h.train_loss for h in checked.history] == [h.train_loss for h in plain.history]

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import optuna
 import pytest
 
 from nas.search.pruning import Checks, asha_settings, pruned_reason
+from nas.search.ray_backend import record_trial
+from nas.strategies.plan import scored_trials
 from predictors.training.config import ProxyConfig
+from searchspace.space import space_from_dict
+from tests.search_helpers import TINY_SPACE
 
 
 def test_the_default_proxy_has_four_checks_and_may_stop_a_candidate_from_half_its_epoch():
@@ -43,3 +50,19 @@ def test_ray_accepts_the_settings():
 def test_pruned_reason():
     assert pruned_reason(0.5, Checks(1, 4), 0.61234) == (
         "pruned at 0.5 of 1 epoch(s) (accuracy 0.6123, below the pruner's cut there)")
+
+
+def test_a_trial_asha_stopped_keeps_the_accuracy_of_the_check_it_stopped_at(tmp_path):
+    """Ray's record of a trial ASHA stopped: PRUNED with its last check, so the surrogate can learn from it."""
+    space = space_from_dict(TINY_SPACE)
+    draw = optuna.create_study().ask()
+    space.sample(draw)
+    run = SimpleNamespace(space=space, folder=tmp_path)
+    progress = SimpleNamespace(finished=lambda study, trial: None)
+    study = optuna.create_study(direction="maximize")
+    assert record_trial(study, run, draw.params, {"check": 3, "epoch": 0.75, "accuracy": 0.61, "reward": 0.6},
+                        None, progress)
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED and trial.intermediate_values == {3: 0.61}
+    assert trial.user_attrs["reason"] == "stopped by ASHA at 0.75 epoch(s)"
+    assert scored_trials(study) == [trial] and (tmp_path / "trials.csv").is_file()

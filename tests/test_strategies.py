@@ -12,7 +12,7 @@ import numpy as np
 import optuna
 import pytest
 
-from nas.strategies import STRATEGIES, make_sampler
+from nas.strategies import STRATEGIES, make_sampler, plan
 from nas.strategies.held import AT_CHANCE
 from nas.strategies.plan import MUTATED_ATTR, PARENT_ATTR
 from searchspace.errors import NasError
@@ -220,3 +220,43 @@ def test_random_plan_does_not_propose_a_network_that_failed_at_chance_again() ->
         failed, second = study.trials
         assert failed.state == optuna.trial.TrialState.FAIL
         assert second.user_attrs["hash"] != failed.user_attrs["hash"]
+
+
+def _add(study: optuna.Study, params: dict, state: str, value: float | None = None,
+         checks: dict[int, float] | None = None) -> None:
+    distributions = {k: optuna.distributions.CategoricalDistribution([0, 1, 2, 3]) for k in params}
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState[state], params=params,
+                                              distributions=distributions, value=value,
+                                              intermediate_values=checks or {}))
+
+
+def test_a_trial_stopped_at_a_check_ranks_below_every_completed_one() -> None:
+    study = optuna.create_study(direction="maximize")
+    _add(study, {"x0": 0}, "COMPLETE", 0.8, {4: 0.8})
+    _add(study, {"x0": 1}, "PRUNED", checks={1: 0.4, 2: 0.6})            # stopped at check 2
+    _add(study, {"x0": 2}, "COMPLETE", 0.7, {4: 0.7})
+    _add(study, {"x0": 3}, "PRUNED", checks={1: 0.3, 2: 0.4, 3: 0.5})    # stopped at check 3
+    _add(study, {"x1": 0}, "PRUNED")  # rejected before training: reported nothing, learned from its cost only
+    trials = plan.scored_trials(study)
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    # by hand: floor = 0.7 - 1 = -0.3; check 3 (the latest stop): -0.3 + 0.5 - 1; check 2: -0.3 - 3 + 0.6 - 1
+    assert plan.trial_scores(study, trials) == pytest.approx([0.8, -3.7, 0.7, -0.8])
+    assert plan.completed_trials(study) == [trials[0], trials[2]]
+
+
+def test_the_surrogate_learns_from_stopped_trials_and_plans_once_enough_are_scored() -> None:
+    """With a pruner stopping most candidates, the GP must not wait for ``n_startup`` completed trials."""
+    study = optuna.create_study(direction="maximize", sampler=make_sampler("surrogate", seed=0, n_startup=4))
+    _add(study, {"x0": 3, "x1": 3, "x2": 3}, "COMPLETE", 0.9, {4: 0.9})
+    for i, params in enumerate(({"x0": 0, "x1": 0, "x2": 0}, {"x0": 1, "x1": 0, "x2": 0}, {"x0": 0, "x1": 1, "x2": 0})):
+        _add(study, params, "PRUNED", checks={2: 0.3 + 0.1 * i})
+    study.optimize(flat_objective, n_trials=1)
+    planned = study.trials[-1]
+    assert PARENT_ATTR in planned.system_attrs  # the GP planned it (a random startup trial has no parent)
+    assert planned.system_attrs[PARENT_ATTR] == 0  # mutated from the completed trial, the best scored
+    evolution = optuna.create_study(direction="maximize", sampler=make_sampler("evolution", seed=0, population=4,
+                                                                                 tournament=2))
+    for t in study.trials[:4]:
+        evolution.add_trial(t)
+    evolution.optimize(flat_objective, n_trials=1)
+    assert PARENT_ATTR not in evolution.trials[-1].system_attrs  # evolution counts completed trials only

@@ -301,8 +301,11 @@ def record_trial(study: optuna.Study, run: Run, params: dict[str, Any], metrics:
                              reason=f"stopped by ASHA at {metrics.get('epoch', 0):g} epoch(s)")
         attrs, state = record_attrs(record, backend="ray"), "PRUNED"
     values = [attrs["reward"]] if state == "COMPLETE" else None
+    stopped_at = {int(metrics["check"]): float(metrics["accuracy"])} if (
+        state == "PRUNED" and metrics.get("check") and metrics.get("accuracy") is not None) else {}
     trial = optuna.trial.create_trial(state=TrialState[state], values=values, params=params,
-                                      distributions=recorder.distributions, user_attrs=attrs)
+                                      distributions=recorder.distributions, user_attrs=attrs,
+                                      intermediate_values=stopped_at)  # the surrogate learns from it
     study.add_trial(trial)
     progress.finished(study, study.get_trials(deepcopy=False)[-1])
     write_trials(run.folder, study)

@@ -40,6 +40,35 @@ def completed_trials(study: Study) -> list[FrozenTrial]:
     return sorted((t for t in trials if t.values is not None and t.params), key=lambda t: t.number)
 
 
+def scored_trials(study: Study) -> list[FrozenTrial]:
+    """The completed trials of the space and those a pruner stopped at a check (they reported an accuracy
+    before they stopped), in order of number; a candidate rejected before training reported nothing and
+    is left out (its cost is what a strategy learns from it)."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    kept = [t for t in trials if t.params and (t.values is not None if t.state == TrialState.COMPLETE
+                                                else bool(t.intermediate_values))]
+    return sorted(kept, key=lambda t: t.number)
+
+
+def trial_scores(study: Study, trials: Sequence[FrozenTrial]) -> np.ndarray:
+    """Larger-is-better scores of ``trials`` (:func:`scored_trials`) on the first objective. A trial stopped
+    early ranks below every completed one (it was below the pruner's cut where it stopped, as Optuna's TPE
+    ranks pruned trials); among those, a later check first, then a higher accuracy there."""
+    sign = objective_signs(study)[0]
+    complete = [t.values[0] * sign for t in trials if t.state == TrialState.COMPLETE]
+    floor = min(complete, default=0.0) - 1.0
+    last_check = max((max(t.intermediate_values) for t in trials if t.state != TrialState.COMPLETE), default=0)
+    scores = []
+    for t in trials:
+        if t.state == TrialState.COMPLETE:
+            scores.append(t.values[0] * sign)
+            continue
+        check = max(t.intermediate_values)
+        value = t.intermediate_values[check] * sign  # an accuracy: within [-1, 1]
+        scores.append(floor - 3.0 * (last_check - check) + value - 1.0)
+    return np.array(scores, dtype=float)
+
+
 def objective_signs(study: Study) -> np.ndarray:
     """+1 per maximised objective, -1 per minimised one: ``values * signs`` is larger-is-better."""
     return np.array([1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in study.directions])
@@ -78,6 +107,8 @@ class PlanSampler(BaseSampler):
     strategy of its own (``random``) every plan is such a random network.
     """
 
+    learns_from_stopped = False  # True: ``done`` holds the trials a pruner stopped too (:func:`scored_trials`)
+
     def __init__(self, seed: int | None = None, space: Any = None, n_startup: int = 0) -> None:
         self._seed = seed
         self._space = space
@@ -89,7 +120,7 @@ class PlanSampler(BaseSampler):
     def plan(self, study: Study, trial: FrozenTrial,
              done: list[FrozenTrial]) -> tuple[dict[str, Any], dict[str, Any]]:
         """(values to follow, system attributes to record on the trial), given the completed trials
-        ``done``; an empty plan = a random trial."""
+        ``done`` (and those stopped early, where :attr:`learns_from_stopped`); an empty plan = a random trial."""
         return {}, {}
 
     def startup_plan(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
@@ -112,7 +143,7 @@ class PlanSampler(BaseSampler):
         return draw.params
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        done = completed_trials(study)
+        done = scored_trials(study) if self.learns_from_stopped else completed_trials(study)
         if len(done) >= self.n_startup:
             values, attrs = self.plan(study, trial, done)
         else:

@@ -1,7 +1,7 @@
 """Surrogate-guided evolution: the unseen candidate of highest expected improvement under a GP.
 
 After ``n_startup`` random trials, a Gaussian process on a Hamming / one-hot kernel (:mod:`.gp`) is
-fitted to all completed trials; the candidates are every one-parameter mutation of the ``parents`` best
+fitted to all completed trials and those a pruner stopped (ranked below them); the candidates are every one-parameter mutation of the ``parents`` best
 trials, two-parameter mutations and random points. The targets are rank-normalised (a Gaussian copula)
 so that a long tail of broken candidates does not flatten the differences at the top. In a conditional
 space a mutant that switches a branch keeps the parent's stale sub-parameters in its encoding; the new
@@ -27,6 +27,8 @@ from nas.strategies.surrogate.gp import HammingGP, encode
 class SurrogateSampler(contract.PlanSampler):
     """Evolution guided by a Gaussian process: the unseen mutant of highest expected improvement."""
 
+    learns_from_stopped = True  # a candidate the pruner stopped is data: below the completed ones
+
     def __init__(self, seed: int | None = None, parents: int = 10, n_startup: int = 10,
                  n_random: int = 100, n_double: int = 100, space: Any = None, cost_limit: float | None = None) -> None:
         super().__init__(seed, space, n_startup=n_startup)
@@ -37,7 +39,7 @@ class SurrogateSampler(contract.PlanSampler):
 
     def plan(self, study: Study, trial: FrozenTrial,
              done: list[FrozenTrial]) -> tuple[dict[str, Any], dict[str, Any]]:
-        y = np.array([t.values[0] for t in done]) * contract.objective_signs(study)[0]
+        y = contract.trial_scores(study, done)
         space = _union_space(done)
         # every point already asked counts as seen (pruned, failed and running ones too), so a
         # candidate stopped early by a pruner is never proposed again
