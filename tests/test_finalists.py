@@ -121,6 +121,8 @@ def test_search_picks_its_winner_from_the_finalists(tmp_path):
     report = (folder / "report.md").read_text()
     table = report.split("## Finalists")[1].split("\n\n")[2].splitlines()[2:]
     assert len(table) == best.provenance["finalists"] == len(ranked)
+    ms = fresh_ms[by_hand["number"]]
+    assert f"- budget use: {ms:.4g} ms = {ms / 80:.0%} of the target" in report
 
 
 def test_finalists_must_be_positive(tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 from nas.common.failures import storage_errors
 from nas.common.signals import stop_name
 from nas.config import SearchConfig
+from nas.search.budget_use import budget_use
 from nas.search.cluster import NODE_LOCK, measures_latency
 from nas.search.cost_models import CostModel, RecordedCosts
 from nas.search.finalists import Retrain, finalists_table
@@ -172,6 +173,9 @@ def finish(run: Run, study, winner: Winner | None, quiet: bool = False, stopped:
                     "accuracy (finalist)": f"{winner.accuracy:.4f}",
                     f"final {cfg.unit}": f"{winner.final_cost:.4g}",
                     "within target": "yes" if winner.within_target else f"NO: {winner.note}"})
+    if cfg.target and winner.within_target:
+        summary["budget use"] = budget_use(rows, winner.trial.number, winner.final_cost, cfg.target, cfg.unit,
+                                           [f.trial for f in winner.finalists])
     starts = [t for t in study.get_trials(deepcopy=False) if start_of(t)]
     if starts:
         summary["starting points (hand-designed, width-scaled to the target)"] = "; ".join(
