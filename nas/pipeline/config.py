@@ -16,9 +16,9 @@ from typing import Any
 
 from nas.config import SearchConfig, load_config
 from nas.pipeline.state import RunState, check_new_or_resumed, read_state
-from predictors.training.recipe import SEARCH_ONLY, TrainConfig, data_keys
+from predictors.training.recipe import TrainConfig, data_keys, train_flag_keys
 from searchspace.errors import NasError
-from searchspace.settings import declared, flag_name, hashed_dict
+from searchspace.settings import flag_name, hashed_dict
 from searchspace.textio import shorten
 
 STEPS = ("search", "train", "export", "verify", "card")
@@ -32,7 +32,7 @@ PLACE_KEYS = ("name", "runs_dir", "resume", "storage", "address")  # where a run
 
 def train_keys() -> list[str]:
     """The training keys ``nas run`` takes."""
-    return [k for k in declared(TrainConfig) if k not in FROM_SEARCH + OWNED + SEARCH_ONLY]
+    return [k for k in train_flag_keys() if k not in FROM_SEARCH + OWNED]
 
 
 def run_flag(key: str) -> str:

@@ -47,7 +47,7 @@ class Checks:
 def asha_settings(checks: Checks) -> dict[str, int | str]:
     """Ray's ASHA scheduler on the same checks: milestones from :attr:`Checks.first_prunable` on (doubling),
     the record of a finished trial reported at the last check (where every trial ends anyway)."""
-    return {"time_attr": "check", "max_t": checks.last, "grace_period": min(checks.first_prunable, checks.last),
+    return {"time_attr": "check", "max_t": checks.last, "grace_period": checks.first_prunable,
             "reduction_factor": 2}
 
 

@@ -1,12 +1,11 @@
 """Running the search's trials on a Ray cluster through Ray Tune.
 
-Ray Tune's ``OptunaSearch`` asks the same strategy sampler and the same define-by-run space as the
-local backend; an ASHA scheduler stops weak candidates by their proxy reward at the proxy's checks
-(from half an epoch on, :mod:`nas.search.pruning`). Each Tune trial scores its candidate with
+Ray Tune's ``OptunaSearch`` asks the same strategy sampler and the same define-by-run space as the local
+backend; an ASHA scheduler stops weak candidates by their proxy reward at the proxy's checks (from half an
+epoch on, :mod:`nas.search.pruning`). Each Tune trial scores its candidate with
 :func:`nas.search.scoring.score_candidate` (or reuses the study's earlier score of the same network, as the
-local loop does), and finished trials are written into the run's
-Optuna study with the same attributes, so the outputs (best.yaml, trials.csv, ...) are the same as
-for a local search.
+local loop does), and finished trials are written into the run's Optuna study with the same attributes, so the
+outputs (best.yaml, trials.csv, ...) are the same as for a local search.
 """
 
 from __future__ import annotations

@@ -109,8 +109,8 @@ def score_candidate(genotype: Genotype, scorer: Scorer, report: Report | None = 
     """Cost (a hard reward may reject the candidate here), proxy training, reward: one record.
 
     ``on_cost(cost)`` is called as soon as the cost is known; ``report(epochs_done, accuracy)`` at
-    each check of the proxy training (inside epochs too), and raising :class:`Pruned` from it ends the candidate as PRUNED. Any other exception
-    ends it as FAIL with its reason: the search goes on.
+    each check of the proxy training (inside epochs too), and raising :class:`Pruned` from it ends the
+    candidate as PRUNED. Any other exception ends it as FAIL with its reason: the search goes on.
     """
     record = TrialRecord(genotype)
     try:

@@ -3,9 +3,9 @@
 :func:`fit` is the loop that proxy training (:func:`predictors.training.proxy.train_proxy`) and full
 training (``nas train``, :mod:`nas.training.run`) share: SGD + Nesterov momentum (or AdamW, no weight
 decay on norms and biases) under a warm-up + cosine schedule, label smoothing, an evaluation after
-every epoch (and, when someone listens through ``report``, at ``checks_per_epoch`` points inside
-it, without changing the training). A recipe changes its numbers (the config, warm-up share included) and hands in what it
-adds through :class:`LoopOptions`: mixed precision, a progress display, a per-epoch hook that writes
+every epoch (and, when someone listens through ``report``, at ``checks_per_epoch`` points inside it,
+without changing the training). A recipe changes its numbers (the config, warm-up share included) and
+hands in what it adds through :class:`LoopOptions`: mixed precision, a progress display, a per-epoch hook that writes
 checkpoints, and a saved :func:`loop_state` to resume from. The proxy's recipe is the default of each.
 """
 
@@ -187,10 +187,10 @@ def _checker(parts: LoopParts, train: BatchSource, val: Iterable, norm: tuple, c
     with the random state forked so that the training goes on exactly as without the check (the epoch's
     end re-estimates the statistics from scratch)."""
     device = train.device
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
 
     def check(k: int) -> None:
-        devices = [device.index if device.index is not None else torch.cuda.current_device()] \
-            if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             recalibrate_bn(parts.model, train.calibration(config.bn_images), norm, config)
             accuracy = evaluate(parts.model, val, norm, config, parts.precision)
@@ -231,7 +231,7 @@ def _train_epoch(parts: LoopParts, train: BatchSource, norm: tuple, config: Prox
         total += loss.detach()
         if options.progress is not None:
             options.progress.step(epoch, step + 1, float(loss.detach()))
-        if on_check is not None and checks and step + 1 in checks:
+        if on_check is not None and step + 1 in checks:
             on_check(checks[step + 1])
     return float(total) / len(train), lr
 

@@ -1,11 +1,11 @@
 """Surrogate-guided evolution: the unseen candidate of highest expected improvement under a GP.
 
-After ``n_startup`` random trials, a Gaussian process on a Hamming / one-hot kernel (:mod:`.gp`) is
-fitted to all completed trials and those a pruner stopped (ranked below them); the candidates are every one-parameter mutation of the ``parents`` best
-trials, two-parameter mutations and random points. The targets are rank-normalised (a Gaussian copula)
-so that a long tail of broken candidates does not flatten the differences at the top. In a conditional
-space a mutant that switches a branch keeps the parent's stale sub-parameters in its encoding; the new
-branch's parameters are sampled at random (:class:`nas.strategies.plan.PlanSampler`).
+After ``n_startup`` random trials, a Gaussian process on a Hamming / one-hot kernel (:mod:`.gp`) is fitted to
+all completed trials and those a pruner stopped (ranked below them); the candidates are every one-parameter
+mutation of the ``parents`` best trials, two-parameter mutations and random points. The targets are
+rank-normalised (a Gaussian copula) so that a long tail of broken candidates does not flatten the differences
+at the top. In a conditional space a mutant that switches a branch keeps the parent's stale sub-parameters in
+its encoding; the new branch's parameters are sampled at random (:class:`nas.strategies.plan.PlanSampler`).
 """
 
 from __future__ import annotations
