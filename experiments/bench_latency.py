@@ -2,16 +2,16 @@
 
 Sections (each optional, all written to one markdown report):
 
-* ``--build full``: profile the default space's whole table (``space_parts(default_space())``) in a
-  fresh private table and report the wall time; ``--build sample`` profiles ``--build-sample K``
-  random parts instead and estimates the full build from the rate (parts equal to another are
-  counted exactly from their signatures, so the estimate only extrapolates the time per measured part).
+* ``--build K``: time the parts of K random default-space networks inside them in a fresh private table
+  (what ``nas latency build-lut --networks K`` does) and report the wall time and how many of the space's
+  parts (``space_parts(default_space())``) the table then holds.
 * Networks: N random default-space networks (resolution 224, batch 1) and, with ``--zoo``, every
   zoo network at its own resolution, measured whole (median of interleaved rounds; cached, so a
   re-run only measures what is new); ``--retest`` measures them all again, uncached: the share a
   second measurement agrees within 10% is the machine's own limit.
 * Out of the box (``--first-use``): a fresh table with no build and no correction predicts every
-  network: parts profiled on demand, the first prediction calibrates on the reference networks.
+  network: parts timed inside each network on demand, the first prediction calibrates on the reference
+  networks.
   Reports within +-10% / +-20% of the measured median and how often the interval holds it.
 * Learned from measured networks: 2-fold on the random networks (fit on one half, predict the
   other): the table + correction fitted on the half, and the learned predictors
@@ -19,7 +19,7 @@ Sections (each optional, all written to one markdown report):
 * ``--cli-calls``: ``nas latency zoo:X --predict --json`` for every zoo network (and ``--width W``
   variants) in a fresh cache dir, as a new user runs it: wall time of the first and later calls.
 
-    python experiments/bench_latency.py --n 200 --threads 1 --zoo --retest --first-use --build full \\
+    python experiments/bench_latency.py --n 200 --threads 1 --zoo --retest --first-use --build 200 \\
         --cli-calls --out experiments/results/bench_latency.md
 """
 
@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import shlex
 import subprocess
 import sys
@@ -47,7 +46,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from predictors.latency.conditions import MeasureConfig  # noqa: E402
 from predictors.latency.measure import measure_many  # noqa: E402
 from predictors.latency.model import LatencyModel, Sample, accuracy_report, time_per_prediction  # noqa: E402
-from predictors.latency.parts import CostTable, cost_features, part_signature  # noqa: E402
+from predictors.latency.parts import CostTable, cost_features  # noqa: E402
 from predictors.latency.space_parts import space_parts  # noqa: E402
 from predictors.latency.table import PART_PROFILE, LatencyTable  # noqa: E402
 from searchspace import load_genotype  # noqa: E402
@@ -91,29 +90,20 @@ def private_table(args, folder: str) -> LatencyTable:
 
 
 def build_section(args) -> list[str]:
-    """Profile the default space's table (or a sample of it) in a fresh table."""
-    parts = space_parts(default_space())
+    """Time the parts of ``args.build`` random default-space networks inside them, in a fresh table."""
+    networks = sample_genotypes(args.build, args.seed + 7)
     with tempfile.TemporaryDirectory() as folder:
         table = private_table(args, folder)
-        if args.build == "full":
-            start = time.perf_counter()
-            counts = table.profile(parts, progress=lambda d, t: log(f"build: {d}/{t} parts") if d % 400 < 8 else None)
-            wall = time.perf_counter() - start
-            return [f"Full build of the default space's table: {len(parts)} parts ({counts['measured']} measured, "
-                    f"{counts['shared']} shared with an equal part) in {wall / 60:.1f} min "
-                    f"({len(parts) / wall:.1f} parts/s), {table.memory_format}.", ""]
         start = time.perf_counter()
-        unique = len({part_signature(p) for p in parts})
-        signature_seconds = time.perf_counter() - start
-        sample = random.Random(args.seed).sample(parts, args.build_sample)
-        start = time.perf_counter()
-        counts = table.profile(sample)
-        per_part = (time.perf_counter() - start) / max(1, counts["measured"])
-        estimate = signature_seconds + unique * per_part
-        return [f"Build estimate: {args.build_sample} random parts of the default space profiled in a fresh table "
-                f"({counts['measured']} measured, {per_part * 1e3:.0f} ms per measured part incl. cost counting, "
-                f"{table.memory_format}); the space has {len(parts)} parts of which {unique} distinct modules "
-                f"(signatures: {signature_seconds:.0f} s), so a full build takes about {estimate / 60:.1f} min.", ""]
+        counts = table.profile_many(networks, progress=lambda d, t: log(f"build: {d}/{t} networks") if d % 50 == 0
+                                    else None)
+        wall = time.perf_counter() - start
+        every = space_parts(default_space())
+        held = len(every) - len(table.missing(every))
+    return [f"Build from {args.build} random default-space networks (their parts timed inside them): "
+            f"{counts['added']} parts ({counts['measured']} timed, {counts['shared']} shared with an equal part) in "
+            f"{wall / 60:.1f} min ({args.build / wall:.1f} networks/s), {table.memory_format}; the table then holds "
+            f"{held} of the space's {len(every)} parts.", ""]
 
 
 def first_use_section(args, groups: dict[str, tuple[list, np.ndarray]], retests: dict[str, list[float]]) -> list[str]:
@@ -224,8 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--zoo", action="store_true", help="also every zoo network, at its own resolution")
     p.add_argument("--retest", action="store_true", help="measure every network again, uncached (the noise ceiling)")
     p.add_argument("--first-use", action="store_true", help="predict with a fresh table: no build, no correction")
-    p.add_argument("--build", choices=("full", "sample"), help="time the default space's full build, or estimate it")
-    p.add_argument("--build-sample", type=int, default=200, help="parts profiled for --build sample")
+    p.add_argument("--build", type=int, help="time a table's build from this many random networks")
     p.add_argument("--cli-calls", action="store_true", help="time `nas latency zoo:X --predict --json`, fresh cache")
     p.add_argument("--cli-widths", default="0.5", help="width variants for --cli-calls (comma-separated)")
     p.add_argument("--zoo-names", default="", help="zoo networks for --zoo and --cli-calls (comma-separated; "

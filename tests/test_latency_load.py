@@ -157,10 +157,10 @@ def test_parts_profiled_under_load_are_marked_and_profiled_again_when_quiet(tmp_
     busy.group_sums(g)
     keys = {p.key for p in network_parts(g)}
     assert all(busy.store.get(k).get("loaded") == 2.0 for k in keys)
-    assert sum("parts profiled now are marked" in line for line in notes) == 1
+    assert sum("parts timed now are marked" in line for line in notes) == 1
     before = len(busy)
     busy.group_sums(tiny_space().random_genotype(5))  # more parts in the same busy spell: said once per table
-    assert len(busy) > before and sum("parts profiled now are marked" in line for line in notes) == 1
+    assert len(busy) > before and sum("parts timed now are marked" in line for line in notes) == 1
     still_busy_timer = FakeTimer()
     table_with(tmp_path, FakeMonitor(2.0), timer=still_busy_timer).group_sums(g)
     assert still_busy_timer.keys == []  # used as they are while the machine stays busy

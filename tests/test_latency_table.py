@@ -32,14 +32,17 @@ def part_ms(part) -> float:
 
 
 class FakeTimer:
-    """Times parts by :func:`part_ms` and remembers every part it was asked to time."""
+    """Times a network's parts by :func:`part_ms`; remembers every part it was asked to time and each network."""
 
     def __init__(self) -> None:
         self.keys: list[str] = []
+        self.networks: list[str] = []
 
-    def __call__(self, parts) -> list[Timing]:
-        self.keys += [p.key for p in parts]
-        return [summarize([part_ms(p)]) for p in parts]
+    def __call__(self, genotype, resolution, indices) -> list[Timing]:
+        parts = network_parts(genotype, resolution)
+        self.networks.append(genotype.hash())
+        self.keys += [parts[i].key for i in indices]
+        return [summarize([part_ms(parts[i])]) for i in indices]
 
 
 class FakeMeasurer:
@@ -154,7 +157,8 @@ def test_equal_parts_are_profiled_once(tmp_path) -> None:
     first, repeated = same
     assert part_signature(first[0]) != part_signature(first[1])
     assert part_signature(repeated[0]) == part_signature(repeated[1])
-    counts = table.profile(network_parts(plain) + network_parts(down))
+    counts = table.profile_many([plain, down])
+    assert timer.networks == [plain.hash(), down.hash()]  # each timed once, inside itself
     assert counts["shared"] == 1 and counts["measured"] == counts["added"] - 1
     assert timer.keys.count(repeated[0].key) + timer.keys.count(repeated[1].key) == 1
     entry = table.store.get(repeated[1].key)

@@ -3,15 +3,16 @@
     nas latency GENOTYPE [--width W] [--depth D] [--resolution R] [--backend B] [--threads N] [--batch B]
                          [--memory-format F] [--device D] [--json]
     nas latency GENOTYPE --predict [--model FILE | --lut] [--measure]
-    nas latency build-lut [--config SEARCH_CONFIG] [--calibrate N] [--dry-run]
+    nas latency build-lut [--config SEARCH_CONFIG] [--networks N] [--calibrate N] [--dry-run]
     nas latency fit MEASUREMENTS.csv -o MODEL [--kind auto|ridge|gbr] [--lut]
     nas latency validate --n N --seed S [--out FILE] [--lut] [--model FILE]
 
 No set-up step: --predict uses this device's lookup table, which fills as it is used. The parts of a
-network the table lacks are profiled when it is first predicted and kept; the very first prediction
-on a device also measures a few small reference networks whole (a progress line says so) to fit the
-correction from part sums to whole networks. Every network measured with --predict --measure is added
-to that correction's data. `build-lut` profiles the whole space up front, for those who want it.
+network the table lacks are timed inside that network when it is first predicted and kept; the very
+first prediction on a device also measures a few small reference networks whole (a progress line says
+so) to fit the correction from part sums to whole networks. Every network measured with --predict
+--measure is added to that correction's data. `build-lut` times the parts of many random networks of
+the space up front, for those who want later predictions to time nothing.
 
 A genotype whose provenance records latency_conditions (a search's best.yaml does) is measured under
 those conditions (backend, threads, memory format, batch, resolution) unless flags say otherwise.
@@ -61,9 +62,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--kind", default="auto", help="fit: regressor auto, ridge or gbr")
     a = p.add_argument_group("build-lut / fit / validate")
     a.add_argument("--config", help="search config YAML whose space: section is the space (default space)")
+    a.add_argument("--networks", type=int, default=200,
+                   help="build-lut: random networks of the space whose parts are timed inside them")
     a.add_argument("--calibrate", type=int, default=40,
                    help="build-lut: random networks measured whole and added to the correction's data")
-    a.add_argument("--dry-run", action="store_true", help="build-lut: only count the parts")
+    a.add_argument("--dry-run", action="store_true", help="build-lut: only count the parts to time")
     a.add_argument("-o", "--output", help="fit: where to write the model")
     a.add_argument("--n", type=int, default=50, help="validate: networks to sample")
     a.add_argument("--seed", type=int, default=0, help="seed of the sampled networks")
@@ -212,13 +215,13 @@ def _predictor(args: argparse.Namespace, config):
     return _table(config)
 
 
-def _progress_bar():
-    """A rich progress bar on stderr (parts done, rate, time left) and its ``(done, total)`` callback."""
+def _progress_bar(unit: str):
+    """A rich progress bar on stderr (``unit`` done, time left) and its ``(done, total)`` callback."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("parts"), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+                   TextColumn(unit), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
     task = bar.add_task("build-lut", total=None)
 
     def report(done: int, total: int) -> None:
@@ -238,26 +241,32 @@ def _build_lut(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from predictors.latency.measure import measure_many
+    from predictors.latency.parts import network_parts
     from predictors.latency.space_parts import space_parts
     from predictors.latency.table import PART_PROFILE, LatencyTable
+    from searchspace.errors import NasError
 
+    if args.networks < 1:
+        raise NasError(f"--networks: {args.networks} is not a positive number of networks")
     search = _search_config(args)
     space = _space(args, search)
     whole = replace(_measure_config(args, search), resolution=None)
     part_config = replace(PART_PROFILE, **{k: getattr(whole, k) for k in ("backend", "device", "threads", "batch",
                                                                            "memory_format")})
     table = LatencyTable(part_config)
-    parts = space_parts(space)
-    missing = table.missing(parts)
+    networks = [space.random_genotype(args.seed * 100003 + 50000 + i) for i in range(args.networks)]
+    parts = {p.key: p for g in networks for p in network_parts(g)}
+    missing = table.missing(list(parts.values()))
     summary = {"table": str(table.path), "fingerprint": table.fingerprint.id(), "memory_format": table.memory_format,
-               "parts": len(parts), "missing": len(missing), "resolution": space.config.resolution}
+               "networks": len(networks), "parts": len(parts), "missing": len(missing),
+               "resolution": space.config.resolution}
     if args.dry_run:
-        summary["to_measure"] = len(table.plan(parts)[1])  # distinct modules among the missing parts
+        summary["to_measure"] = len(table.plan(list(parts.values()))[1])  # distinct modules among the missing parts
     else:
         start = time.perf_counter()
-        bar, report = _progress_bar()
+        bar, report = _progress_bar("networks")
         with bar:
-            counts = table.profile(parts, progress=report)
+            counts = table.profile_many(networks, progress=report)
         summary.update(measured=counts["measured"], shared=counts["shared"],
                        profile_seconds=time.perf_counter() - start)
         if args.calibrate:
@@ -265,14 +274,18 @@ def _build_lut(args: argparse.Namespace) -> int:
             measured = measure_many(genotypes, whole, _cache(args), progress=_progress("calibration networks"))
             table.observe_many(genotypes, [m.median_ms for m in measured])
             summary["calibration_networks"] = table.correction.n
+    every = space_parts(space)
+    summary.update(space_parts=len(every), space_parts_in_table=len(every) - len(table.missing(every)))
     if args.json:
         print(json.dumps(summary))
     else:
-        done = "would profile" if args.dry_run else "profiled"
+        done = "would time" if args.dry_run else "timed"
         shared = (f" ({summary['shared']} shared with an equal part)" if "shared" in summary else
-                  f" ({summary['to_measure']} distinct modules to measure)" if "to_measure" in summary else "")
+                  f" ({summary['to_measure']} distinct modules to time)" if "to_measure" in summary else "")
         print(f"latency table {summary['table']} (fingerprint {summary['fingerprint']}, {summary['memory_format']}): "
-              f"{summary['parts']} parts, {done} {summary['missing']}{shared}"
+              f"{summary['parts']} parts in {summary['networks']} random networks, {done} {summary['missing']} "
+              f"inside their networks{shared}; the table holds {summary['space_parts_in_table']} of the space's "
+              f"{summary['space_parts']} parts"
               + (f", correction from {summary['calibration_networks']} networks"
                  if "calibration_networks" in summary else ""))
     return 0

@@ -1,14 +1,17 @@
-"""Latency lookup table: every distinct part (stem, block instance, head) profiled once in isolation.
+"""Latency lookup table: every distinct part (stem, block instance, head), timed inside the network it runs in.
 
-The table is persisted per device fingerprint and batch (``lut-v<scheme>-<fingerprint>-b<batch>.jsonl`` under
-the cache dir) and needs no set-up: the parts a network needs that the table lacks are profiled
-when it is first predicted, and on the first prediction without a correction a few reference
-networks are measured whole to fit one (:mod:`predictors.latency.calibration`). Parts are profiled
-in the memory format whole networks are measured in (:func:`predictors.latency.conditions.memory_format_of`),
-a part stops repeating once its spread is small, and parts that build the same module on the same
-input shape are profiled once (:func:`predictors.latency.parts.part_signature`). Every network
-measured whole under the table's conditions can be added with :meth:`LatencyTable.observe`, which
-refits the correction (``lut-...-<format>.correction.json``, data in ``...-<format>.networks.jsonl``).
+The table is persisted per device fingerprint and batch (``lut-v<scheme>-innet-<fingerprint>-b<batch>.jsonl``
+under the cache dir) and needs no set-up: when a network is first predicted, the parts the table lacks are
+timed inside that network (forward hooks, :mod:`predictors.latency.in_network`), as they run there, with
+the weights and activations the other parts leave in the caches; a part timed alone runs with hot caches
+and under-predicts memory-bound families by 10-100% (``experiments/README.md``). On the first prediction
+without a correction a few reference networks are measured whole to fit one
+(:mod:`predictors.latency.calibration`). Parts are timed in the memory format whole networks are measured
+in (:func:`predictors.latency.conditions.memory_format_of`), and parts that build the same module on the same
+input shape share one entry (:func:`predictors.latency.parts.part_signature`). Every network measured whole
+under the table's conditions can be added with :meth:`LatencyTable.observe`, which refits the correction
+(``lut-...-<format>.correction.json``, data in ``...-<format>.networks.jsonl``). Backends without forward
+hooks (torchscript, onnxruntime) time the parts alone.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from predictors.latency.calibration import (
 )
 from predictors.latency.conditions import MeasureConfig, conditions_of, memory_format_of
 from predictors.latency.fingerprint import fingerprint
+from predictors.latency.in_network import time_genotype_parts
 from predictors.latency.load import Load, LoadMonitor, default_monitor
 from predictors.latency.measure import measure_many, measure_modules
 from predictors.latency.node_lock import exclusive_lock
@@ -49,11 +53,16 @@ from searchspace.jsonl import JsonlStore
 from searchspace.resolve import parse_genotype, with_scaling
 from searchspace.size import check_size
 
-# a part stops after one round of at least 5 repetitions once its IQR is within 3% of its median
-PART_PROFILE = MeasureConfig(warmup=2, reps=30, min_reps=5, rounds=3, min_rounds=1, round_seconds=0.05,
-                             target_spread=0.03)
+# a network whose parts are timed runs at least 10 forwards, and stops once the parts it is timed for sum to a
+# per-forward time whose IQR is within 2% of its median (at most 40); timed alone (backends without hooks), a
+# part stops after one round of at least 10 repetitions once its IQR is within 2% of its median
+PART_PROFILE = MeasureConfig(warmup=3, reps=40, min_reps=10, rounds=3, min_rounds=1, round_seconds=0.05,
+                             target_spread=0.02)
 CALIBRATION_PASSES = 2  # the first-use calibration keeps each reference network's fastest of this many passes
-PartTimer = Callable[[Sequence[Part]], list[Timing]]  # parts -> their timings, in the table's format
+CONTEXT = "innet"  # in the table's file name: parts timed inside their networks (tables of parts timed alone differ)
+# (network, resolution, indices of the parts to time in network_parts order) -> those parts' timings, timed
+# inside the network, in the table's conditions
+PartTimer = Callable[[Genotype, int | None, Sequence[int]], list[Timing]]
 Measurer = Callable[[Sequence[Genotype]], list[float]]  # networks -> median ms measured whole
 References = Callable[[int], list[Genotype]]  # resolution -> networks to calibrate on
 
@@ -65,7 +74,7 @@ def _stderr(line: str) -> None:
 class LatencyTable:
     """Per-part latencies for one fingerprint, batch and memory format, plus the correction to whole networks.
 
-    Collaborators can be handed in (tests give fakes): ``timer`` profiles parts, ``measurer`` measures
+    Collaborators can be handed in (tests give fakes): ``timer`` times a network's parts inside it, ``measurer`` measures
     whole networks, ``references`` names the first-use calibration networks, ``notify`` gets progress lines,
     ``monitor`` tells whether other work ran beside a measurement (:mod:`predictors.latency.load`).
     """
@@ -77,7 +86,7 @@ class LatencyTable:
         self.config = config or PART_PROFILE
         self.memory_format = memory_format_of(self.config)
         self.fingerprint = fingerprint(self.config.backend, self.config.device, self.config.threads)
-        default = cache_dir() / f"lut-v{TIMING_SCHEME}-{self.fingerprint.id()}-b{self.config.batch}.jsonl"
+        default = cache_dir() / f"lut-v{TIMING_SCHEME}-{CONTEXT}-{self.fingerprint.id()}-b{self.config.batch}.jsonl"
         self.path = Path(path) if path is not None else default
         self.store = JsonlStore(self.path)
         self.costs = costs or cost_table()
@@ -157,9 +166,13 @@ class LatencyTable:
             self._quiet = not self.monitor.probe().busy
         return self._quiet
 
-    def _time_parts(self, parts: Sequence[Part]) -> list[Timing]:
-        modules = [(p.build(), (self.config.batch, *p.in_shape)) for p in parts]
-        return measure_modules(modules, replace(self.config, memory_format=self.memory_format))
+    def _time_parts(self, genotype: Genotype, resolution: int | None, indices: Sequence[int]) -> list[Timing]:
+        config = replace(self.config, memory_format=self.memory_format)
+        if config.backend == "torch":
+            timed = time_genotype_parts(genotype, config, resolution, indices).parts
+            return [timed[i] for i in indices]
+        parts = network_parts(genotype, resolution)  # no hooks in a traced or exported graph: alone
+        return measure_modules([(parts[i].build(), (config.batch, *parts[i].in_shape)) for i in indices], config)
 
     def _signature_index(self) -> dict[str, str]:
         if self._signatures is None:
@@ -191,38 +204,48 @@ class LatencyTable:
                 by_signature.setdefault(signature, []).append(part)
         return known, by_signature
 
-    def profile(self, parts: Sequence[Part], group: int = 8,
-                progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
-        """Profile every missing part in isolation (interleaved groups), in the table's memory format.
+    def profile(self, genotype: Genotype, resolution: int | None = None) -> dict[str, int]:
+        """Time every part of ``genotype`` the table lacks inside the network (one hooked run of it).
 
-        A part equal to one profiled (same :func:`part_signature`) shares its entry. Returns counts:
-        ``added`` (parts new to the table), ``measured`` and ``shared`` (added = measured + shared).
+        A part equal to one in the table (same :func:`part_signature`) shares its entry; equal parts in this
+        network are timed together, and their entry is the mean of their medians (so the entries still sum
+        to the network's parts). Returns counts: ``added`` (parts new to the table), ``measured`` (distinct
+        modules timed) and ``shared`` (added = measured + shared).
         """
+        parts = network_parts(genotype, resolution)
         known, by_signature = self.plan(parts)
         for part, signature, key in known:
             self._put(part, signature, _timing_fields(self.store.get(key), self.memory_format), key)
-        total = len(known) + sum(len(same) for same in by_signature.values())
-        done, groups = len(known), list(by_signature.items())
-        if progress is not None and total:
-            progress(done, total)
-        for start in range(0, len(groups), group):
-            chunk = groups[start:start + group]
-            with self.monitor.watch() as window:
-                timings = self.timer([same[0] for _, same in chunk])
-            loaded = {"loaded": round(window.load.other_cores, 2)} if window.load.busy else {}
-            if loaded and not self._warned_busy:
-                self._warned_busy = True  # once per table: every later part of a busy spell is marked as well
-                self.notify(f"nas: warning: latency table: the machine is busy ({window.load.describe()}); the "
-                            "parts profiled now are marked and profiled again when it is quiet")
-            for (signature, same), t in zip(chunk, timings, strict=True):
-                fields = {f"{self.memory_format}_ms": t.median_ms, "iqr_ms": t.iqr_ms, "reps": t.reps, **loaded}
-                self._put(same[0], signature, fields)
-                for other in same[1:]:
-                    self._put(other, signature, fields, same[0].key)
-                done += len(same)
+        added = len(known) + sum(len(same) for same in by_signature.values())
+        if not by_signature:
+            return {"added": added, "measured": 0, "shared": added}
+        where = {sig: [i for i, p in enumerate(parts) if p.key in {q.key for q in same}]
+                 for sig, same in by_signature.items()}
+        indices = sorted(i for positions in where.values() for i in positions)
+        with self.monitor.watch() as window:
+            timings = dict(zip(indices, self.timer(genotype, resolution, indices), strict=True))
+        loaded = {"loaded": round(window.load.other_cores, 2)} if window.load.busy else {}
+        if loaded and not self._warned_busy:
+            self._warned_busy = True  # once per table: every later part of a busy spell is marked as well
+            self.notify(f"nas: warning: latency table: the machine is busy ({window.load.describe()}); the "
+                        "parts timed now are marked and timed again when it is quiet")
+        for signature, same in by_signature.items():
+            fields = {**_mean_timing([timings[i] for i in where[signature]], self.memory_format), **loaded}
+            self._put(same[0], signature, fields)
+            for other in same[1:]:
+                self._put(other, signature, fields, same[0].key)
+        return {"added": added, "measured": len(by_signature), "shared": added - len(by_signature)}
+
+    def profile_many(self, genotypes: Sequence[Genotype], resolution: int | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+        """:meth:`profile` each network in turn (what ``nas latency build-lut`` runs); summed counts."""
+        total = {"added": 0, "measured": 0, "shared": 0}
+        for done, genotype in enumerate(genotypes, 1):
+            for name, count in self.profile(genotype, resolution).items():
+                total[name] += count
             if progress is not None:
-                progress(done, total)
-        return {"added": total, "measured": len(groups), "shared": total - len(groups)}
+                progress(done, len(genotypes))
+        return total
 
     # ---- networks ----------------------------------------------------------------------------------
 
@@ -235,7 +258,7 @@ class LatencyTable:
         if key in self._sums:
             return self._sums[key]
         parts = network_parts(genotype, resolution)
-        self.profile(parts)
+        self.profile(genotype, resolution)
         sums = dict.fromkeys((f"{g}_ms" for g in PART_GROUPS), 0.0)
         for part in parts:
             sums[f"{part.group}_ms"] += self.store.get(part.key)[f"{self.memory_format}_ms"]
@@ -380,6 +403,13 @@ class LatencyTable:
     def predict(self, genotype: Genotype, resolution: int | None = None) -> float:
         """Predicted latency (ms) of ``genotype``."""
         return self.predict_interval(genotype, resolution).ms
+
+
+def _mean_timing(timings: Sequence[Timing], memory_format: str) -> dict:
+    """The table fields of a part timed at several places of one network: mean median and IQR, all repetitions."""
+    n = len(timings)
+    return {f"{memory_format}_ms": sum(t.median_ms for t in timings) / n, "iqr_ms": sum(t.iqr_ms for t in timings) / n,
+            "reps": sum(t.reps for t in timings)}
 
 
 def _timing_fields(entry: dict, memory_format: str) -> dict:
