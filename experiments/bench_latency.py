@@ -109,8 +109,8 @@ def build_section(args) -> list[str]:
 def first_use_section(args, groups: dict[str, tuple[list, np.ndarray]], retests: dict[str, list[float]]) -> list[str]:
     """A fresh table, no build, no correction: predict every network (calibration on first use).
     With ``--dump``: every network, its measurements and its correction features in that table, as JSON."""
-    lines = ["Out of the box (a fresh table: parts profiled on demand, the first prediction calibrates on the "
-             "reference networks measured whole):", ""]
+    lines = ["Out of the box (a fresh table: each network's new parts timed inside it on demand, the first "
+             "prediction calibrates on the reference networks measured whole):", ""]
     with tempfile.TemporaryDirectory() as folder:
         table = private_table(args, folder)
         table.measurer = lambda gs: [m.median_ms for m in measure_many(gs, table.whole_config(), cache=None)]
@@ -122,6 +122,7 @@ def first_use_section(args, groups: dict[str, tuple[list, np.ndarray]], retests:
                   "|---|---|---|---|---|---|"]
         for name, (genotypes, measured) in groups.items():
             lines.append(_accuracy_row(f"{name} ({len(genotypes)})", table, genotypes, measured))
+        lines += ["", *(_family_errors(name, table, *group) for name, group in groups.items()), ""]
         if "random" in groups and "zoo" in groups:  # as a search would: its measured networks join the data
             table.observe_many(*groups["random"])
             lines.append(_accuracy_row(f"zoo ({len(groups['zoo'][0])}), after the random networks joined the "
@@ -143,6 +144,18 @@ def _accuracy_row(label: str, table: LatencyTable, genotypes: list, measured: np
     inside = np.mean([p.low_ms <= m <= p.high_ms for p, m in zip(preds, measured, strict=True)])
     return (f"| {label} | {r['within_10']:.1%} | {r['within_20']:.1%} | {r['spearman']:.3f} | {r['mape']:.1f}% | "
             f"{inside:.1%} |")
+
+
+def _family_errors(label: str, table: LatencyTable, genotypes: list, measured: np.ndarray) -> str:
+    """Median signed error of the prediction by each network's main family (the largest share of its table sum)."""
+    errors: dict[str, list[float]] = {}
+    for g, ms in zip(genotypes, measured, strict=True):
+        sums = table.group_sums(g)
+        family = max((k for k in sums if k.endswith("_ms") and k not in ("table_ms", "stem_ms", "head_ms")),
+                     key=sums.__getitem__)[:-3]
+        errors.setdefault(family, []).append(100 * (table.predict(g) - ms) / ms)
+    cells = [f"{f} {np.median(e):+.1f}% (n={len(e)})" for f, e in sorted(errors.items(), key=lambda kv: -len(kv[1]))]
+    return f"Median error by main family, {label}: " + ", ".join(cells) + "."
 
 
 def learned_section(args, genotypes: list, y: np.ndarray, table: LatencyTable) -> list[str]:

@@ -74,6 +74,13 @@ def test_repetitions_stop_once_the_watched_parts_settle() -> None:
     clock = Clock()
     noisy = FakeNetwork(clock, [1.0], [[2.0]], [1.0, 9.0] * 10)
     assert time_in_network(noisy, torch.zeros(1), replace(CONFIG, warmup=1), clock=clock).whole.reps == 8
+    clock = Clock()  # noisy and slow: stops at min_reps once the timed forwards took rounds x round_seconds
+    slow = FakeNetwork(clock, [1.0], [[2.0]], [100.0, 900.0] * 10)
+    budget = replace(CONFIG, warmup=1, rounds=2, round_seconds=0.5)  # 1 s
+    assert time_in_network(slow, torch.zeros(1), budget, clock=clock).whole.reps == 3
+    clock = Clock()
+    slow = FakeNetwork(clock, [1.0], [[2.0]], [300.0, 250.0] * 10)
+    assert time_in_network(slow, torch.zeros(1), budget, clock=clock).whole.reps == 4  # 253+303+253+303 ms > 1 s
 
 
 def test_a_real_network_timed_part_by_part() -> None:

@@ -62,21 +62,24 @@ def time_in_network(model: nn.Module, x: torch.Tensor, config: MeasureConfig, wa
                     clock: Clock = time.perf_counter) -> NetworkTiming:
     """Time ``model``'s parts (:func:`top_level_parts`) inside its forward on ``x``, in eval and inference mode.
 
-    ``config.warmup`` forwards first, then up to ``config.reps``; it stops early once the parts listed in
-    ``watched`` (indices, default all) sum to a per-forward time whose spread is within ``target_spread``.
+    ``config.warmup`` forwards first, then up to ``config.reps``; from ``config.min_reps`` on it stops once
+    the parts listed in ``watched`` (indices, default all) sum to a per-forward time whose spread is within
+    ``target_spread``, or once the timed forwards took ``config.rounds * config.round_seconds`` seconds.
     The caller sets the threads and the memory format of ``model`` and ``x``.
     """
     parts = top_level_parts(model)
     watched = list(range(len(parts))) if watched is None else list(watched)
     samples, handles = _hooked(parts, clock)
     whole: list[float] = []
+    budget_ms = config.rounds * config.round_seconds * 1e3
     try:
         with torch.inference_mode():
             for _ in range(max(1, config.warmup)):
                 model(x)
             for s in samples:
                 s.clear()
-            while len(whole) < config.reps and not (watched and _settled(samples, watched, config)):
+            while len(whole) < config.reps and not (len(whole) >= config.min_reps and sum(whole) >= budget_ms) \
+                    and not (watched and _settled(samples, watched, config)):
                 start = clock()
                 model(x)
                 whole.append((clock() - start) * 1e3)

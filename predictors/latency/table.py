@@ -54,9 +54,10 @@ from searchspace.resolve import parse_genotype, with_scaling
 from searchspace.size import check_size
 
 # a network whose parts are timed runs at least 10 forwards, and stops once the parts it is timed for sum to a
-# per-forward time whose IQR is within 2% of its median (at most 40); timed alone (backends without hooks), a
-# part stops after one round of at least 10 repetitions once its IQR is within 2% of its median
-PART_PROFILE = MeasureConfig(warmup=3, reps=40, min_reps=10, rounds=3, min_rounds=1, round_seconds=0.05,
+# per-forward time whose IQR is within 2% of its median, or after 0.3 s (3 x 0.1 s), or 40 forwards; timed
+# alone (backends without hooks), a part stops after one round of at least 10 repetitions once its IQR is
+# within 2% of its median
+PART_PROFILE = MeasureConfig(warmup=3, reps=40, min_reps=10, rounds=3, min_rounds=1, round_seconds=0.1,
                              target_spread=0.02)
 CALIBRATION_PASSES = 2  # the first-use calibration keeps each reference network's fastest of this many passes
 CONTEXT = "innet"  # in the table's file name: parts timed inside their networks (tables of parts timed alone differ)
