@@ -113,7 +113,6 @@ def first_use_section(args, groups: dict[str, tuple[list, np.ndarray]], retests:
              "prediction calibrates on the reference networks measured whole):", ""]
     with tempfile.TemporaryDirectory() as folder:
         table = private_table(args, folder)
-        table.measurer = lambda gs: [m.median_ms for m in measure_many(gs, table.whole_config(), cache=None)]
         start = time.perf_counter()
         table.predict(groups["random"][0][0])
         lines.append(f"First prediction (profiling its parts and calibrating on {table.correction.n} networks): "

@@ -20,7 +20,7 @@ from predictors.latency.measure import measure_latency, measure_many
 from predictors.latency.table import LatencyTable
 from searchspace import load_genotype, parse_genotype, save_genotype, with_scaling
 from tests.test_latency import cache_dir  # noqa: F401  (autouse: a fresh cache dir per test)
-from tests.test_latency_table import FakeMeasurer, references, tiny_space
+from tests.test_latency_table import FakeTimer, references, tiny_space
 
 FAST = dict(threads=1, warmup=1, reps=3, min_reps=1, rounds=1, round_seconds=0.001, noise_threshold=float("inf"))
 FAST_FLAGS = ["--warmup", "1", "--reps", "3"]
@@ -113,9 +113,9 @@ def test_cli_scaling_flags_and_channels_last_note(capsys) -> None:
 
 
 def test_cli_predicts_with_an_interval_and_learns_from_measurements(tmp_path, capsys) -> None:
-    """--predict answers without a build (the table is calibrated here with a fake measurer, as a first
+    """--predict answers without a build (the table is calibrated here with a fake timer, as a first
     use would); --predict --measure adds the measured network to the correction's data."""
-    table = LatencyTable.for_this_device(threads=1, measurer=FakeMeasurer(), references=references,
+    table = LatencyTable.for_this_device(threads=1, timer=FakeTimer(), references=references,
                                          notify=lambda line: None)
     table.calibrate(32)
     genotype = save_genotype(tiny_space().random_genotype(7), tmp_path / "g.yaml")

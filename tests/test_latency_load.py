@@ -28,7 +28,7 @@ from predictors.latency.load import (
 )
 from predictors.latency.parts import network_parts
 from predictors.latency.table import CALIBRATION_PASSES
-from tests.test_latency_table import FakeMeasurer, FakeTimer, make_table, references, tiny_space
+from tests.test_latency_table import FakeTimer, make_table, references, tiny_space
 
 HAS_PROC_STAT = read_busy_seconds() is not None
 
@@ -51,10 +51,15 @@ class FakeMonitor:
         window.load = self.load
 
 
-def table_with(tmp_path, monitor, measurer=None, notes=None, timer=None):
-    table = make_table(tmp_path, timer=timer, measurer=measurer or FakeMeasurer(), notes=notes)
+def table_with(tmp_path, monitor, notes=None, timer=None):
+    table = make_table(tmp_path, timer=timer, notes=notes)
     table.monitor = monitor
     return table
+
+
+def calibration_passes(timer: FakeTimer) -> int:
+    """How many times the timer ran the first reference network (once per calibration pass)."""
+    return timer.networks.count(references(32)[0].hash())
 
 
 def test_other_work_is_busy_time_not_ours_per_second() -> None:
@@ -106,46 +111,47 @@ def test_a_calibration_under_load_is_provisional_and_a_quiet_one_replaces_it(tmp
     assert busy.observe(extra, 2.0 * busy.table_ms(extra))  # kept, but no refit while provisional
     assert json.loads(busy.correction_path.read_text())["provisional"] is True
 
-    measurer = FakeMeasurer()
-    quiet = table_with(tmp_path, FakeMonitor(0.0), measurer=measurer)
+    timer = FakeTimer()
+    quiet = table_with(tmp_path, FakeMonitor(0.0), timer=timer)
     quiet.predict(g)
-    assert len(measurer.calls) == CALIBRATION_PASSES  # measured again, now quiet
+    assert calibration_passes(timer) == CALIBRATION_PASSES  # measured again, now quiet
     saved = json.loads(quiet.correction_path.read_text())
     assert saved["provisional"] is False and saved["n"] == 5  # the 4 references and the network observed
     quiet.predict(tiny_space().random_genotype(1))
-    assert len(measurer.calls) == CALIBRATION_PASSES  # not again
+    assert calibration_passes(timer) == CALIBRATION_PASSES  # not again
 
 
 def test_a_provisional_correction_is_not_measured_again_while_the_machine_stays_busy(tmp_path) -> None:
     table_with(tmp_path, FakeMonitor(1.0)).predict(tiny_space().random_genotype(0))
-    measurer, monitor = FakeMeasurer(), FakeMonitor(1.0)
-    again = table_with(tmp_path, monitor, measurer=measurer)
+    timer, monitor = FakeTimer(), FakeMonitor(1.0)
+    again = table_with(tmp_path, monitor, timer=timer)
     pred = again.predict(tiny_space().random_genotype(1))
     # two probes: the parts the first table profiled under load (profile again?), the calibration (measure again?)
-    assert measurer.calls == [] and monitor.probes == 2 and again.correction.provisional and pred > 0
+    assert calibration_passes(timer) == 0 and monitor.probes == 2 and again.correction.provisional and pred > 0
 
 
 def test_two_calibrations_of_one_table_run_once(tmp_path) -> None:
     """Two tables on one empty cache predicting at once (threads: flock locks are per open file): the
     second waits for the first's calibration and uses it."""
 
-    class Slow(FakeMeasurer):
-        def __call__(self, genotypes):
-            time.sleep(0.3)
-            return super().__call__(genotypes)
+    class Slow(FakeTimer):
+        def __call__(self, genotype, resolution, indices):
+            time.sleep(0.05)
+            return super().__call__(genotype, resolution, indices)
 
-    measurers, notes = [Slow(), Slow()], []
-    tables = [table_with(tmp_path, FakeMonitor(0.0), measurer=m, notes=notes) for m in measurers]
+    timers, notes = [Slow(), Slow()], []
+    tables = [table_with(tmp_path, FakeMonitor(0.0), timer=t, notes=notes) for t in timers]
     for t in tables:
         for r in references(32):
             t.group_sums(r)  # parts profiled first, so both reach the calibration together
+    before = [calibration_passes(t) for t in timers]
     g = tiny_space().random_genotype(0)
     runs = [threading.Thread(target=t.predict, args=(g,)) for t in tables]
     for run in runs:
         run.start()
     for run in runs:
         run.join()
-    assert sorted(len(m.calls) for m in measurers) == [0, CALIBRATION_PASSES]
+    assert sorted(calibration_passes(t) - b for t, b in zip(timers, before, strict=True)) == [0, CALIBRATION_PASSES]
     assert tables[0].correction == tables[1].correction and tables[0].correction.n == 4
     assert sum("another process is calibrating" in line for line in notes) <= 1
 
@@ -187,16 +193,16 @@ def test_a_measurement_under_load_is_flagged_noisy() -> None:
 
 @pytest.mark.skipif(not HAS_PROC_STAT, reason="no /proc/stat on this platform: the load check reads it")
 def test_a_real_calibration_beside_a_cpu_burning_process_is_provisional(tmp_path) -> None:
-    class Sleeping(FakeMeasurer):  # measures without using the CPU: all the busy time is the burner's
-        def __call__(self, genotypes):
-            time.sleep(0.6)
-            return super().__call__(genotypes)
+    class Sleeping(FakeTimer):  # times without using the CPU: all the busy time is the burner's
+        def __call__(self, genotype, resolution, indices):
+            time.sleep(0.1)
+            return super().__call__(genotype, resolution, indices)
 
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)
         notes: list[str] = []
-        table = table_with(tmp_path, CpuLoadMonitor(threads=1), measurer=Sleeping(), notes=notes)
+        table = table_with(tmp_path, CpuLoadMonitor(threads=1), timer=Sleeping(), notes=notes)
         table.calibrate(32)
     finally:
         burner.kill()

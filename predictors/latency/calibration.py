@@ -76,15 +76,17 @@ def _solve(rows: Sequence[dict[str, float]], y: np.ndarray, names: Sequence[str]
     return lsq_linear(A, b, bounds=(0.0, np.inf)).x
 
 
-def _half_width(resid: np.ndarray) -> float:
-    """Half-width of an 80% prediction interval of the next log error, from out-of-fold log residuals
-    and the calibration's shared error: t(0.9, n-1) * sqrt(RMS^2 * (1 + 1/n) + SHARED_ERROR^2).
+def _half_width(resid: np.ndarray, retest: float = 0.0) -> float:
+    """Half-width of an 80% prediction interval of the next log error, from out-of-fold log residuals,
+    the calibration's shared error and this machine's retest noise (the RMS log difference of two readings of
+    one network: a prediction is timed in one minute and checked against a measurement in another):
+    t(0.9, n-1) * sqrt(RMS^2 * (1 + 1/n) + SHARED_ERROR^2 + retest^2).
     Quantiles of a few residuals were too narrow (10%/90% quantiles of 17 held 44.5% of 200 random
     networks' measurements), and so were the residuals alone (40-72% in two benchmark runs)."""
     from scipy.stats import t
 
     n = len(resid)
-    return float(t.ppf(0.9, n - 1) * math.sqrt(np.mean(resid ** 2) * (1 + 1 / n) + SHARED_ERROR ** 2))
+    return float(t.ppf(0.9, n - 1) * math.sqrt(np.mean(resid ** 2) * (1 + 1 / n) + SHARED_ERROR ** 2 + retest ** 2))
 
 
 @dataclass
@@ -97,7 +99,7 @@ class Correction:
     of networks it is about one factor on the table sum, with many it learns each family. The fit
     minimises relative (not absolute) error, so a 5 ms network counts as much as a 100 ms one.
     ``low`` / ``high`` bound an 80% interval of the log error (:func:`_half_width`: the out-of-fold log
-    residuals and :data:`SHARED_ERROR`; 0 with fewer than 3 networks); ``n`` is the number of networks
+    residuals, :data:`SHARED_ERROR` and ``retest``; 0 with fewer than 3 networks); ``n`` is the number of networks
     (0: not calibrated); ``provisional``: measured under load, to be replaced by a quiet calibration.
     """
 
@@ -114,29 +116,31 @@ class Correction:
     other_cores: float = 0.0  # the other work seen while it was measured (cores)
     seen: list[str] = field(default_factory=list)  # part groups with time in the networks it was fitted on
     table_range: list[float] = field(default_factory=list)  # [smallest, largest] table sum (ms) of those networks
+    retest: float = 0.0  # RMS log difference of two readings of one network here, measured when it calibrated
 
     @classmethod
     def identity(cls) -> Correction:
         return cls([], [])
 
     @classmethod
-    def fit(cls, rows: Sequence[dict[str, float]], measured_ms: Sequence[float]) -> Correction:
+    def fit(cls, rows: Sequence[dict[str, float]], measured_ms: Sequence[float], retest: float = 0.0) -> Correction:
         """Fit on per-network feature dicts (see ``LatencyTable.correction_features``): the shrinkage of
-        :data:`SHRINKS` with the smallest out-of-fold error, and the interval from that fit's residuals."""
+        :data:`SHRINKS` with the smallest out-of-fold error, and the interval from that fit's residuals
+        and the machine's ``retest`` noise."""
         y = np.asarray(measured_ms, dtype=float)
         n = len(y)
         if n == 0:
             return cls.identity()
         names = list(FULL_FEATURES)
         seen = {"seen": [g for g in GROUP_FEATURES if any(r.get(g, 0.0) > 0 for r in rows)],
-                "table_range": [min(r["table_ms"] for r in rows), max(r["table_ms"] for r in rows)]}
+                "table_range": [min(r["table_ms"] for r in rows), max(r["table_ms"] for r in rows)], "retest": retest}
         if n < 3:  # too few for out-of-fold residuals: the strongest pull, no interval
             x = _solve(rows, y, names, SHRINKS[-1])
             return cls(names, list(map(float, x[1:])), n, 0.0, 0.0, float(x[0]), SHRINKS[-1], **seen)
         resid = {shrink: cls._out_of_fold(rows, y, names, shrink) for shrink in SHRINKS}
         shrink = min(SHRINKS, key=lambda s: float(np.mean(resid[s] ** 2)))
         x = _solve(rows, y, names, shrink)
-        half = _half_width(resid[shrink])
+        half = _half_width(resid[shrink], retest)
         return cls(names, list(map(float, x[1:])), n, -half, half, float(x[0]), shrink, **seen)
 
     @classmethod

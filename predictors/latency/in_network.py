@@ -10,8 +10,9 @@ or memory format: the table's entries are right by construction and the correcti
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -28,8 +29,10 @@ Clock = Callable[[], float]
 
 @dataclass(frozen=True)
 class NetworkTiming:
-    """One network's forward timed part by part: each part's timing (stem, blocks in order, head) and the
-    whole forward's (hooks included: a few microseconds per part)."""
+    """One network timed part by part: the parts' timings (stem, blocks in order, head; or the ones asked
+    for) and the whole forward's, without hooks, from forwards interleaved with the hooked ones: the parts
+    and the whole are read in the same minutes, so their ratio does not depend on how fast the machine
+    happened to run then."""
 
     parts: list[Timing]
     whole: Timing
@@ -40,16 +43,20 @@ def top_level_parts(model: nn.Module) -> list[nn.Module]:
     return [model.stem, *[block for stage in model.stages for block in stage], model.head]
 
 
-def _hooked(parts: Sequence[nn.Module], clock: Clock) -> tuple[list[list[float]], list]:
-    """Hooks that append each part's forward time (ms) to its list; returns the lists and the handles."""
-    samples: list[list[float]] = [[] for _ in parts]
+@contextlib.contextmanager
+def _hooked(parts: Sequence[nn.Module], samples: list[list[float]], clock: Clock) -> Iterator[None]:
+    """Hooks appending each part's forward time (ms) to its list, removed on leaving."""
     started = [0.0]
     handles = []
     for i, part in enumerate(parts):
         handles.append(part.register_forward_pre_hook(lambda *_: started.__setitem__(0, clock())))
         handles.append(part.register_forward_hook(
             lambda *_, i=i: samples[i].append((clock() - started[0]) * 1e3)))
-    return samples, handles
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _settled(samples: list[list[float]], watched: Sequence[int], config: MeasureConfig) -> bool:
@@ -60,32 +67,30 @@ def _settled(samples: list[list[float]], watched: Sequence[int], config: Measure
 
 def time_in_network(model: nn.Module, x: torch.Tensor, config: MeasureConfig, watched: Sequence[int] | None = None,
                     clock: Clock = time.perf_counter) -> NetworkTiming:
-    """Time ``model``'s parts (:func:`top_level_parts`) inside its forward on ``x``, in eval and inference mode.
+    """Time ``model``'s parts (:func:`top_level_parts`) inside its forward on ``x``, in eval and inference mode,
+    and the whole forward without hooks, alternating a hooked and a plain forward.
 
-    ``config.warmup`` forwards first, then up to ``config.reps``; from ``config.min_reps`` on it stops once
-    the parts listed in ``watched`` (indices, default all) sum to a per-forward time whose spread is within
-    ``target_spread``, or once the timed forwards took ``config.rounds * config.round_seconds`` seconds.
-    The caller sets the threads and the memory format of ``model`` and ``x``.
+    ``config.warmup`` plain forwards first, then up to ``config.reps`` pairs; from ``config.min_reps`` on it
+    stops once the parts listed in ``watched`` (indices, default all) sum to a per-forward time whose spread
+    is within ``target_spread``, or once the timed forwards took ``config.rounds * config.round_seconds``
+    seconds. The caller sets the threads and the memory format of ``model`` and ``x``.
     """
     parts = top_level_parts(model)
     watched = list(range(len(parts))) if watched is None else list(watched)
-    samples, handles = _hooked(parts, clock)
+    samples: list[list[float]] = [[] for _ in parts]
     whole: list[float] = []
-    budget_ms = config.rounds * config.round_seconds * 1e3
-    try:
-        with torch.inference_mode():
-            for _ in range(max(1, config.warmup)):
+    budget = config.rounds * config.round_seconds
+    with torch.inference_mode():
+        for _ in range(max(1, config.warmup)):
+            model(x)
+        began = clock()
+        while len(whole) < config.reps and not (len(whole) >= config.min_reps and clock() - began >= budget) \
+                and not (watched and _settled(samples, watched, config)):
+            with _hooked(parts, samples, clock):
                 model(x)
-            for s in samples:
-                s.clear()
-            while len(whole) < config.reps and not (len(whole) >= config.min_reps and sum(whole) >= budget_ms) \
-                    and not (watched and _settled(samples, watched, config)):
-                start = clock()
-                model(x)
-                whole.append((clock() - start) * 1e3)
-    finally:
-        for handle in handles:
-            handle.remove()
+            start = clock()
+            model(x)
+            whole.append((clock() - start) * 1e3)
     fmt = "channels_last" if x.is_contiguous(memory_format=torch.channels_last) and x.dim() == 4 else "contiguous"
     return NetworkTiming([summarize(s, fmt) for s in samples], summarize(whole, fmt))
 

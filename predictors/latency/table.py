@@ -35,9 +35,9 @@ from predictors.latency.calibration import (
 )
 from predictors.latency.conditions import MeasureConfig, conditions_of, memory_format_of
 from predictors.latency.fingerprint import fingerprint
-from predictors.latency.in_network import time_genotype_parts
+from predictors.latency.in_network import NetworkTiming, time_genotype_parts
 from predictors.latency.load import Load, LoadMonitor, default_monitor
-from predictors.latency.measure import measure_many, measure_modules
+from predictors.latency.measure import measure_modules
 from predictors.latency.node_lock import exclusive_lock
 from predictors.latency.parts import (
     CostTable,
@@ -59,12 +59,11 @@ from searchspace.size import check_size
 # within 2% of its median
 PART_PROFILE = MeasureConfig(warmup=3, reps=40, min_reps=10, rounds=3, min_rounds=1, round_seconds=0.1,
                              target_spread=0.02)
-CALIBRATION_PASSES = 2  # the first-use calibration keeps each reference network's fastest of this many passes
+CALIBRATION_PASSES = 2  # the first-use calibration times each reference network this many times, a pass apart
 CONTEXT = "innet"  # in the table's file name: parts timed inside their networks (tables of parts timed alone differ)
 # (network, resolution, indices of the parts to time in network_parts order) -> those parts' timings, timed
-# inside the network, in the table's conditions
-PartTimer = Callable[[Genotype, int | None, Sequence[int]], list[Timing]]
-Measurer = Callable[[Sequence[Genotype]], list[float]]  # networks -> median ms measured whole
+# inside the network, and the whole network's, in the table's conditions
+PartTimer = Callable[[Genotype, int | None, Sequence[int]], NetworkTiming]
 References = Callable[[int], list[Genotype]]  # resolution -> networks to calibrate on
 
 
@@ -75,13 +74,13 @@ def _stderr(line: str) -> None:
 class LatencyTable:
     """Per-part latencies for one fingerprint, batch and memory format, plus the correction to whole networks.
 
-    Collaborators can be handed in (tests give fakes): ``timer`` times a network's parts inside it, ``measurer`` measures
-    whole networks, ``references`` names the first-use calibration networks, ``notify`` gets progress lines,
+    Collaborators can be handed in (tests give fakes): ``timer`` times a network's parts inside it and the
+    whole network, ``references`` names the first-use calibration networks, ``notify`` gets progress lines,
     ``monitor`` tells whether other work ran beside a measurement (:mod:`predictors.latency.load`).
     """
 
     def __init__(self, config: MeasureConfig | None = None, path: str | Path | None = None,
-                 costs: CostTable | None = None, *, timer: PartTimer | None = None, measurer: Measurer | None = None,
+                 costs: CostTable | None = None, *, timer: PartTimer | None = None,
                  references: References | None = None, notify: Callable[[str], None] | None = None,
                  monitor: LoadMonitor | None = None) -> None:
         self.config = config or PART_PROFILE
@@ -93,7 +92,6 @@ class LatencyTable:
         self.costs = costs or cost_table()
         self.observations = Observations(self._beside("networks.jsonl"))
         self.timer = timer or self._time_parts
-        self.measurer = measurer or self._measure_whole
         self.references = references or reference_networks
         self.notify = notify or _stderr
         self.monitor = monitor or default_monitor(self.fingerprint.threads)
@@ -167,13 +165,18 @@ class LatencyTable:
             self._quiet = not self.monitor.probe().busy
         return self._quiet
 
-    def _time_parts(self, genotype: Genotype, resolution: int | None, indices: Sequence[int]) -> list[Timing]:
+    def _time_parts(self, genotype: Genotype, resolution: int | None, indices: Sequence[int]) -> NetworkTiming:
         config = replace(self.config, memory_format=self.memory_format)
         if config.backend == "torch":
-            timed = time_genotype_parts(genotype, config, resolution, indices).parts
-            return [timed[i] for i in indices]
-        parts = network_parts(genotype, resolution)  # no hooks in a traced or exported graph: alone
-        return measure_modules([(parts[i].build(), (config.batch, *parts[i].in_shape)) for i in indices], config)
+            timed = time_genotype_parts(genotype, config, resolution, indices)
+            return NetworkTiming([timed.parts[i] for i in indices], timed.whole)
+        from searchspace import build_model  # no hooks in a traced or exported graph: the parts alone
+
+        parts, res = network_parts(genotype, resolution), resolution or genotype.resolution
+        modules = [(parts[i].build(), (config.batch, *parts[i].in_shape)) for i in indices]
+        modules.append((build_model(genotype, resolution=res), (config.batch, genotype.input["channels"], res, res)))
+        *alone, whole = measure_modules(modules, config)
+        return NetworkTiming(alone, whole)
 
     def _signature_index(self) -> dict[str, str]:
         if self._signatures is None:
@@ -213,18 +216,30 @@ class LatencyTable:
         to the network's parts). Returns counts: ``added`` (parts new to the table), ``measured`` (distinct
         modules timed) and ``shared`` (added = measured + shared).
         """
+        return self._profile(genotype, resolution)[0]
+
+    def time_network(self, genotype: Genotype, resolution: int | None = None) -> NetworkTiming:
+        """Time every part of ``genotype`` inside it and the whole network (parts it lacks join the table)."""
+        timing = self._profile(genotype, resolution, every_part=True)[1]
+        assert timing is not None
+        return timing
+
+    def _profile(self, genotype: Genotype, resolution: int | None,
+                 every_part: bool = False) -> tuple[dict[str, int], NetworkTiming | None]:
         parts = network_parts(genotype, resolution)
         known, by_signature = self.plan(parts)
         for part, signature, key in known:
             self._put(part, signature, _timing_fields(self.store.get(key), self.memory_format), key)
         added = len(known) + sum(len(same) for same in by_signature.values())
-        if not by_signature:
-            return {"added": added, "measured": 0, "shared": added}
+        counts = {"added": added, "measured": len(by_signature), "shared": added - len(by_signature)}
+        if not by_signature and not every_part:
+            return counts, None
         where = {sig: [i for i, p in enumerate(parts) if p.key in {q.key for q in same}]
                  for sig, same in by_signature.items()}
-        indices = sorted(i for positions in where.values() for i in positions)
+        indices = list(range(len(parts))) if every_part else sorted(i for places in where.values() for i in places)
         with self.monitor.watch() as window:
-            timings = dict(zip(indices, self.timer(genotype, resolution, indices), strict=True))
+            timing = self.timer(genotype, resolution, indices)
+        timings = dict(zip(indices, timing.parts, strict=True))
         loaded = {"loaded": round(window.load.other_cores, 2)} if window.load.busy else {}
         if loaded and not self._warned_busy:
             self._warned_busy = True  # once per table: every later part of a busy spell is marked as well
@@ -235,7 +250,7 @@ class LatencyTable:
             self._put(same[0], signature, fields)
             for other in same[1:]:
                 self._put(other, signature, fields, same[0].key)
-        return {"added": added, "measured": len(by_signature), "shared": added - len(by_signature)}
+        return counts, timing
 
     def profile_many(self, genotypes: Sequence[Genotype], resolution: int | None = None,
                      progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
@@ -253,20 +268,15 @@ class LatencyTable:
     def group_sums(self, genotype: Genotype, resolution: int | None = None) -> dict[str, float]:
         """Table sums per part group (stem, head, each family), their total and the part count.
 
-        Parts the table lacks are profiled first.
+        Parts the table lacks are timed first (inside the network).
         """
         key = (genotype.hash(), resolution)
         if key in self._sums:
             return self._sums[key]
         parts = network_parts(genotype, resolution)
         self.profile(genotype, resolution)
-        sums = dict.fromkeys((f"{g}_ms" for g in PART_GROUPS), 0.0)
-        for part in parts:
-            sums[f"{part.group}_ms"] += self.store.get(part.key)[f"{self.memory_format}_ms"]
-        sums["table_ms"] = sum(sums[f"{g}_ms"] for g in PART_GROUPS)
-        sums["parts"] = float(len(parts))
-        self._sums[key] = sums
-        return sums
+        self._sums[key] = _group_sums(parts, [self.store.get(p.key)[f"{self.memory_format}_ms"] for p in parts])
+        return self._sums[key]
 
     def table_ms(self, genotype: Genotype, resolution: int | None = None) -> float:
         """Sum of the table entries of ``genotype``'s parts."""
@@ -276,17 +286,19 @@ class LatencyTable:
         """Forget cached table sums (to time cold predictions)."""
         self._sums.clear()
 
-    def correction_features(self, genotype: Genotype, resolution: int | None = None) -> dict[str, float]:
-        """Every feature a correction may use (see :data:`FULL_FEATURES`)."""
+    def correction_features(self, genotype: Genotype, resolution: int | None = None,
+                            sums: dict[str, float] | None = None) -> dict[str, float]:
+        """Every feature a correction may use (see :data:`FULL_FEATURES`); ``sums``: these group sums
+        instead of the table's (a network's own parts, timed in one run with it)."""
         f = cost_features(genotype, self.config.batch, resolution, self.costs)
-        return {**self.group_sums(genotype, resolution), "one": 1.0,
+        return {**(sums or self.group_sums(genotype, resolution)), "one": 1.0,
                 "params_m": math.expm1(f["log_params"]) / 1e6, "mem_mb": math.expm1(f["log_mem"]) / 1e6}
 
     def fit_correction(self, genotypes: Sequence[Genotype], measured_ms: Sequence[float],
                        resolution: int | None = None, save: bool = True) -> Correction:
         """Fit the correction on exactly these networks (measured whole on this device); save it if asked."""
         rows = [self.correction_features(g, resolution) for g in genotypes]
-        self.correction = Correction.fit(rows, measured_ms)
+        self.correction = Correction.fit(rows, measured_ms, self.correction.retest)
         if save:
             self._save_correction()
         return self.correction
@@ -329,20 +341,22 @@ class LatencyTable:
                 row = self.correction_features(genotype)
             rows.append(row)
             measured.append(record["measured_ms"])
-        self.correction = Correction.fit(rows, measured)
+        self.correction = Correction.fit(rows, measured, self.correction.retest)
         self._save_correction()
         return self.correction
 
     def calibrate(self, resolution: int) -> Correction:
-        """Measure the reference networks whole at ``resolution``, :data:`CALIBRATION_PASSES` times in a row,
-        and fit the correction on each network's fastest pass; one process at a time on one table.
+        """Time the reference networks at ``resolution`` part by part and whole (:meth:`time_network`),
+        :data:`CALIBRATION_PASSES` passes, and fit the correction; one process at a time on one table.
 
-        A slow phase of a shared machine only ever slows a measurement down, and one that covers the
-        calibration moves every later prediction (``experiments/results/calibration_spread.md``: with
-        one pass 66-92.5% of 200 random networks within 10% over 18 calibrations, with the faster of two
-        84.5-96% over 6). Other work on the machine before or during it (``self.monitor``) makes the
-        correction provisional: saved marked so, its networks not kept, and replaced by the first
-        calibration that finds the machine quiet. A process that waited for another's calibration uses it.
+        Each network's parts and its whole forward are read in one run, so the correction learns how a
+        whole network relates to its parts here, not how fast the machine ran in the minute it calibrated
+        (a shared machine moves 20-70% between minutes; with parts and networks timed a minute apart one
+        calibration shifted every later prediction by -13%). The passes' disagreement on the same networks
+        is the machine's own retest noise, which widens every interval (:attr:`Correction.retest`). Other
+        work on the machine before or during it (``self.monitor``) makes the correction provisional: saved
+        marked so, its networks not kept, and replaced by the first calibration that finds the machine
+        quiet. A process that waited for another's calibration uses it.
         """
         with self._calibration_lock():
             saved = self._load_correction()
@@ -354,23 +368,33 @@ class LatencyTable:
                 self.correction = saved
                 return saved
             networks = self.references(resolution)
-            self.notify(f"latency table: calibrating on {len(networks)} networks measured whole at resolution "
-                        f"{resolution}, {CALIBRATION_PASSES} passes (first use on this device, fingerprint "
-                        f"{self.fingerprint.id()})...")
-            for g in networks:
-                self.group_sums(g)  # their parts first, so the measurements below run back to back
+            self.notify(f"latency table: calibrating on {len(networks)} networks timed part by part and whole at "
+                        f"resolution {resolution}, {CALIBRATION_PASSES} passes (first use on this device, "
+                        f"fingerprint {self.fingerprint.id()})...")
             with self.monitor.watch() as window:
-                passes = [self.measurer(networks) for _ in range(CALIBRATION_PASSES)]
-            fastest = [min(times) for times in zip(*passes, strict=True)]
+                passes = [[self._run_features(g) for g in networks] for _ in range(CALIBRATION_PASSES)]
+            rows = [_mean_row([run[k][0] for run in passes]) for k in range(len(networks))]
+            wholes = [sum(run[k][1] for run in passes) / len(passes) for k in range(len(networks))]
+            retest = _retest_noise([[whole for _, whole in run] for run in passes])
             load = max(before, window.load, key=lambda w: w.other_cores)
             if before.busy or window.load.busy:
-                return self._provisional(networks, fastest, load)
-            self._add_observations(networks, fastest)
+                return self._provisional(rows, wholes, retest, load)
+            for g, row, ms in zip(networks, rows, wholes, strict=True):
+                self.observations.add(g, g.resolution, ms, row)
+            self.correction = replace(self.correction, retest=retest)
             return self.refit()
 
-    def _provisional(self, networks: Sequence[Genotype], measured_ms: Sequence[float], load: Load) -> Correction:
+    def _run_features(self, genotype: Genotype) -> tuple[dict[str, float], float]:
+        """One run of ``genotype`` timed part by part and whole: correction features from its own parts'
+        times (not the table's, which other runs may have timed) and its whole time (ms)."""
+        timing = self.time_network(genotype)
+        sums = _group_sums(network_parts(genotype), [t.median_ms for t in timing.parts])
+        return self.correction_features(genotype, sums=sums), timing.whole.median_ms
+
+    def _provisional(self, rows: list[dict[str, float]], measured_ms: list[float], retest: float,
+                     load: Load) -> Correction:
         """Fit and save a correction marked provisional (its networks are not observations)."""
-        fitted = self.fit_correction(networks, measured_ms, save=False)
+        fitted = Correction.fit(rows, measured_ms, retest)
         self.correction = replace(fitted, provisional=True, other_cores=round(load.other_cores, 2))
         self._save_correction()
         self.notify(f"nas: warning: latency table: the machine was busy while it calibrated ({load.describe()}); "
@@ -383,9 +407,6 @@ class LatencyTable:
         path = self.correction_path.with_name(f"{self.correction_path.name}.lock")
         waiting = "latency table: another process is calibrating this table; waiting for it..."
         return exclusive_lock(path, on_wait=lambda: self.notify(waiting))
-
-    def _measure_whole(self, genotypes: Sequence[Genotype]) -> list[float]:
-        return [m.median_ms for m in measure_many(genotypes, self.whole_config())]
 
     def predict_interval(self, genotype: Genotype, resolution: int | None = None) -> Prediction:
         """Corrected table sum, with the correction's out-of-fold residual quantiles as the interval.
@@ -404,6 +425,29 @@ class LatencyTable:
     def predict(self, genotype: Genotype, resolution: int | None = None) -> float:
         """Predicted latency (ms) of ``genotype``."""
         return self.predict_interval(genotype, resolution).ms
+
+
+def _group_sums(parts: Sequence[Part], part_ms: Sequence[float]) -> dict[str, float]:
+    """Sums per part group (stem, head, each family) of the parts' times, their total and the part count."""
+    sums = dict.fromkeys((f"{g}_ms" for g in PART_GROUPS), 0.0)
+    for part, ms in zip(parts, part_ms, strict=True):
+        sums[f"{part.group}_ms"] += ms
+    sums["table_ms"] = sum(sums[f"{g}_ms"] for g in PART_GROUPS)
+    sums["parts"] = float(len(parts))
+    return sums
+
+
+def _mean_row(rows: Sequence[dict[str, float]]) -> dict[str, float]:
+    return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+
+
+def _retest_noise(passes: Sequence[Sequence[float]]) -> float:
+    """The RMS log difference between two passes' times of the same networks (0 with one pass): how far a
+    second reading of a network strays from the first on this machine."""
+    if len(passes) < 2:
+        return 0.0
+    diffs = [math.log(b / a) for a, b in zip(passes[0], passes[1], strict=True) if a > 0 and b > 0]
+    return math.sqrt(sum(d * d for d in diffs) / len(diffs)) if diffs else 0.0
 
 
 def _mean_timing(timings: Sequence[Timing], memory_format: str) -> dict:
