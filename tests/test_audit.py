@@ -20,9 +20,10 @@ from tests.search_helpers import tiny_overrides
 # Five candidates in cost order (index 0 = cheapest); accuracies chosen so that every statistic
 # below can be worked out by hand.
 REFERENCE = [0.80, 0.82, 0.84, 0.86, 0.88]
+REFERENCE2 = [0.81, 0.80, 0.85, 0.84, 0.89]  # the reference's second seed: pairs (0,1), (2,3) swapped -> tau 0.6
 SEED0 = [0.70, 0.74, 0.72, 0.78, 0.76]  # ranks 1 3 2 5 4: pairs (1,2) and (3,4) swapped -> C 8, D 2
 SEED1 = [0.71, 0.70, 0.75, 0.73, 0.77]  # ranks 2 1 4 3 5: pairs (0,1) and (2,3) swapped -> C 8, D 2
-TRAIN_SECONDS = {0: 1.5, 1: 1.5, 100: 12.0}  # per proxy seed (100: the reference's)
+TRAIN_SECONDS = {0: 1.5, 1: 1.5, 100: 12.0, 101: 11.0}  # per proxy seed (100, 101: the reference's)
 
 
 class HashCost:
@@ -59,7 +60,10 @@ class Trainers:
                 raise KeyboardInterrupt
             self.trained.append((genotype.hash(), config.seed))
             i = self.index[genotype.hash()]
-            accuracy = {0: SEED0, 1: SEED1, 100: REFERENCE}[config.seed][i]
+            accuracy = {0: SEED0, 1: SEED1, 100: REFERENCE, 101: REFERENCE2}[config.seed][i]
+            if report is not None and config.seed < 100:  # checks at half and all of the epoch; the
+                report(0.5, accuracy - 0.1 * (i % 2))       # odd candidates learn slower: curve = acc - 0.05
+                report(1.0, accuracy)
             return Result(accuracy, TRAIN_SECONDS[config.seed])
 
         return train
@@ -70,7 +74,7 @@ def tiny_config(tmp_path):
 
 
 def run_audit(tmp_path, folder, trainers, **keys):
-    keys = {"candidates": 5, "pool": 200, "top": 2, **keys}
+    keys = {"candidates": 5, "pool": 200, "top": 2, "reference_seeds": 1, **keys}
     return nas.audit(tiny_config(tmp_path), folder=folder, trainer_for=trainers, cost_model=HashCost(),
                      free_scores=free_scores, command="nas audit (test)", **keys)
 
@@ -143,6 +147,9 @@ def test_audit_table_matches_hand_computed_values(tmp_path):
     assert [rows[k].top for k in ("default, seed 0", "default, seed 1", "default, mean of 2 seeds")] == [2, 1, 2]
     assert rows["default, seed 0"].seconds == 1.5 and rows["default, mean of 2 seeds"].seconds == 3.0
     assert rows["reference"].seconds == 12.0 and rows["reference"].tau == pytest.approx(1.0)
+    # the curve areas SEED0 - [0, .05, 0, .05, 0] = .70 .69 .72 .73 .76: one pair swapped against the reference
+    assert rows["default curve area, seed 0"].tau == pytest.approx(0.8)
+    assert result.accuracies("default", 0, "curve") == pytest.approx([0.70, 0.69, 0.72, 0.73, 0.76])
     assert rows["macs"].tau == pytest.approx(1.0) and rows["params"].tau == pytest.approx(-1.0)
     assert rows["snip"].tau == pytest.approx(-1.0) and rows["zero-cost vote"].tau == pytest.approx(1.0)
     text = (folder / "audit.md").read_text()
@@ -151,6 +158,25 @@ def test_audit_table_matches_hand_computed_values(tmp_path):
     lines = (folder / "audit.csv").read_text().splitlines()
     assert len(lines) == 1 + 15 and lines[0].startswith("candidate,hash,cost,training,seed_index,seed,state")
     assert (folder / "audit.png").stat().st_size > 0
+
+
+def test_a_reference_under_two_seeds_is_ranked_against_by_its_mean(tmp_path):
+    """Two reference seeds: every score is ranked against their mean, and their own tau is the ceiling."""
+    folder = tmp_path / "run"
+    trainers = Trainers(picked(tmp_path, folder))
+    result = run_audit(tmp_path, folder, trainers, reference_seeds=2)
+    rows = {r.score: r for r in result.rows}
+    assert len(trainers.trained) == 20  # 5 candidates x (2 seeds + 2 reference seeds)
+    assert result.reference_accuracies() == pytest.approx([0.805, 0.81, 0.845, 0.85, 0.885])
+    assert rows["reference, seed vs seed (the ceiling)"].tau == pytest.approx(0.6)
+    assert rows["reference, seed 1 vs the other seeds"].tau == pytest.approx(0.6)
+    assert rows["reference, seed 1 vs the other seeds"].seconds == 11.0
+    assert rows["default, seed 0"].tau == pytest.approx(0.6)  # the mean ranks as REFERENCE does
+    text = (folder / "audit.md").read_text()
+    assert "| reference | 0.600 | 1.40 | 2.00 |" in text  # its own seed noise: |diffs| 1, 2, 1, 2, 1 points
+    assert "| reference | `epochs=" in text and " | 100..101 |" in text
+    header = (folder / "audit.csv").read_text().splitlines()[0]
+    assert header.startswith("candidate,hash,cost,training,seed_index,seed,state")
 
 
 def test_resume_after_interrupt_repeats_no_training(tmp_path):

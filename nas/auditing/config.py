@@ -40,6 +40,9 @@ class AuditConfig:
                               high=100000)
     seeds: int = setting(2, "trainings of each candidate per proxy setting, seeds proxy.seed, +1, ... (their "
                             "seed-to-seed tau is the noise ceiling)", low=1, high=100)
+    reference_seeds: int = setting(2, "trainings of each candidate with the reference, seeds reference.seed, +1, "
+                                      "...: the scores are ranked against their mean, and their own seed-to-seed "
+                                      "tau is the ceiling any score can reach", low=1, high=100)
     cost_low: float = setting(0.5, "the cheapest candidates cost about COST_LOW x T", low=0.0, high=1000.0)
     cost_high: float = setting(1.5, "the dearest candidates cost about COST_HIGH x T", low=0.0, high=1000.0)
     pool: int = setting(200, "random networks drawn from the space and costed; the candidates are picked "

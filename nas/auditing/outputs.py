@@ -52,7 +52,8 @@ def markdown(result: AuditResult) -> str:
               f"{cost_text(min(costs), result.unit)} to {cost_text(max(costs), result.unit)} (target T = "
               f"{cost_text(result.target, result.unit)}; picked from {options.pool} random networks, evenly spread "
               f"over {options.cost_low:g} T .. {options.cost_high:g} T). Each is trained with every setting "
-              f"under {options.seeds} seed(s) and once with the reference. Trainings done: {result.done} of {total}.",
+              f"under {options.seeds} seed(s) and with the reference under {options.reference_seeds} seed(s); every "
+              f"score is ranked against the reference's seed mean. Trainings done: {result.done} of {total}.",
               ""]
     lines += settings_table(result) + [""] + agreement_table(result) + [""] + noise_table(result)
     lines += [""] + candidates_table(result) + failures(result)
@@ -64,7 +65,7 @@ def settings_table(result: AuditResult) -> list[str]:
              "validation images | width | resolution | seeds |", "|---|---|---|---|---|---|---|---|"]
     options = result.plan.options
     named = [(name, options.settings[name], cfg, options.seeds) for name, cfg in result.plan.settings.items()]
-    named.append((REFERENCE_NAME, {**REFERENCE, **options.reference}, result.plan.reference, 1))
+    named.append((REFERENCE_NAME, {**REFERENCE, **options.reference}, result.plan.reference, options.reference_seeds))
     for name, overrides, cfg, seeds in named:
         first = cfg.seed
         seed_text = str(first) if seeds == 1 else f"{first}..{first + seeds - 1}"
@@ -91,7 +92,7 @@ def agreement_table(result: AuditResult) -> list[str]:
 
 
 def noise_table(result: AuditResult) -> list[str]:
-    reference = [a for a in result.accuracies(REFERENCE_NAME) if math.isfinite(a)]
+    reference = [a for a in result.reference_accuracies() if math.isfinite(a)]
     span = f"{min(reference):.4f}-{max(reference):.4f}" if reference else "-"
     lines = ["## Seed noise", "", f"Reference accuracies span {span} "
              f"({_f((max(reference) - min(reference)) * 100 if reference else None, 2)} points).", "",
@@ -132,7 +133,7 @@ def plot_scatter(result: AuditResult) -> None:
     """One panel per setting: seed-mean proxy accuracy (each seed faint) against the reference."""
     plt = pyplot()
     names = list(result.plan.settings)
-    reference = result.accuracies(REFERENCE_NAME)
+    reference = result.reference_accuracies()
     seeds = result.plan.options.seeds
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)

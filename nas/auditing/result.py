@@ -9,7 +9,7 @@ from typing import Any
 
 from nas.auditing.candidates import Candidate
 from nas.auditing.config import REFERENCE_NAME, AuditConfig
-from nas.auditing.stats import ScoreRow, SeedNoise
+from nas.auditing.stats import ScoreRow, SeedNoise, seed_mean
 from predictors.training.config import ProxyConfig
 
 
@@ -23,7 +23,9 @@ class Job:
 
     @property
     def label(self) -> str:
-        return self.training if self.training == REFERENCE_NAME else f"{self.training} seed {self.seed_index}"
+        if self.training == REFERENCE_NAME and self.seed_index == 0:
+            return REFERENCE_NAME
+        return f"{self.training} seed {self.seed_index}"
 
 
 @dataclass
@@ -54,11 +56,18 @@ class AuditResult:
     def done(self) -> int:
         return sum(1 for r in self.records if r["state"] != "missing")
 
-    def accuracies(self, training: str, seed_index: int = 0) -> list[float]:
-        """Per candidate, the accuracy of one training (NaN where it failed or has not run)."""
-        out = {r["candidate"]: r["accuracy"] for r in self.records
+    def accuracies(self, training: str, seed_index: int = 0, score: str = "accuracy") -> list[float]:
+        """Per candidate, one training's ``score`` (its final ``accuracy``, or ``curve``: the mean over its
+        checks); NaN where it failed, has not run or has no such score."""
+        out = {r["candidate"]: r.get(score) for r in self.records
                if r["training"] == training and r["seed_index"] == seed_index}
         return [_number(out.get(c.index)) for c in self.candidates]
+
+
+    def reference_accuracies(self) -> list[float]:
+        """Per candidate, the mean of the reference's seeds (NaN where one of them failed or has not run)."""
+        per_seed = [self.accuracies(REFERENCE_NAME, i) for i in range(self.plan.options.reference_seeds)]
+        return seed_mean(per_seed)
 
 
 def _number(value: Any) -> float:

@@ -37,7 +37,15 @@ from nas.auditing.config import (
 from nas.auditing.outputs import write_outputs
 from nas.auditing.progress import AuditProgress
 from nas.auditing.result import AuditResult, Job, Plan
-from nas.auditing.stats import ScoreRow, SeedNoise, baseline_rows, compare, seed_noise, setting_rows
+from nas.auditing.stats import (
+    CURVE,
+    ScoreRow,
+    SeedNoise,
+    baseline_rows,
+    reference_rows,
+    seed_noise,
+    setting_rows,
+)
 from nas.common.text import cost_text
 from nas.config import SearchConfig, load_config
 from nas.search.cost_models import CostModel, cost_model_for
@@ -77,7 +85,9 @@ def make_plan(config: SearchConfig, options: AuditConfig) -> Plan:
     reference = resolve_proxy(config.proxy, {**REFERENCE, **(options.reference or {})}, REFERENCE_NAME)
     jobs = [Job(name, i, dataclasses.replace(proxy, seed=proxy.seed + i))
             for name, proxy in settings.items() for i in range(options.seeds)]
-    return Plan(options, settings, reference, jobs + [Job(REFERENCE_NAME, 0, reference)])
+    references = [Job(REFERENCE_NAME, i, dataclasses.replace(reference, seed=reference.seed + i))
+                  for i in range(options.reference_seeds)]
+    return Plan(options, settings, reference, jobs + references)
 
 
 def audit_options(options: AuditConfig | None = None, settings: Mapping | None = None, **keys: Any) -> AuditConfig:
@@ -95,7 +105,8 @@ def audit(config: SearchConfig | str | Path | None = None, settings: Mapping[str
           free_scores: FreeScores | None = None, progress: AuditProgress | None = None, command: str = "",
           **keys: Any) -> AuditResult:
     """Audit a search config's proxy: candidates spread over ``cost_low .. cost_high x T``, each trained
-    per setting under ``seeds`` seeds and once with the reference; rank statistics against the reference.
+    per setting under ``seeds`` seeds and with the reference under ``reference_seeds``; rank statistics against
+    the reference's seed mean.
 
     ``config``: a SearchConfig or a YAML path (default: the default search). ``settings``: ``{NAME:
     {proxy key: value}}`` (default: the proxy as configured). ``keys``: AuditConfig keys (``candidates=20``,
@@ -186,13 +197,17 @@ def run_training(trainer: Trainer, candidate: Candidate, job: Job) -> dict[str, 
     record: dict[str, Any] = {"key": training_key(candidate.genotype.hash(), job.config),
                               "hash": candidate.genotype.hash(), "accuracy": None, "epochs": None,
                               "train_seconds": None, "reason": None}
+    checks: list[list[float]] = []  # [epochs done, accuracy] at each check inside the training
     start = time.perf_counter()
     try:
-        result = trainer(candidate.genotype)
+        listen = job.training != REFERENCE_NAME  # the reference's score is its last accuracy: no checks to pay for
+        result = trainer(candidate.genotype, report=(lambda epochs, acc: checks.append([float(epochs), float(acc)]))
+                         if listen else None)
         if not math.isfinite(result.accuracy):
             raise NasError(f"accuracy is {result.accuracy}")
         record.update(accuracy=float(result.accuracy), epochs=int(result.epochs_run),
-                      train_seconds=float(result.train_seconds))
+                      train_seconds=float(result.train_seconds), checks=checks,
+                      curve=curve_area(checks) if checks else None)
     except Exception as err:  # one failed training is recorded; the audit goes on
         record["reason"] = failure_reason(err)
     record["wall_seconds"] = time.perf_counter() - start
@@ -210,20 +225,31 @@ def finish(result: AuditResult, store: JsonlStore, plot: bool) -> None:
 def statistics(result: AuditResult) -> tuple[list[ScoreRow], dict[str, SeedNoise | None]]:
     """The table's rows (each setting's seeds, mean and noise ceiling; the baselines; the reference)."""
     options = result.plan.options
-    reference = result.accuracies(REFERENCE_NAME)
+    reference = result.reference_accuracies()
     rows, noise = [], {}
     for name in result.plan.settings:
         per_seed = [result.accuracies(name, i) for i in range(options.seeds)]
         seconds = [_mean_seconds(result, name, i) for i in range(options.seeds)]
         rows += setting_rows(name, per_seed, reference, options.top, seconds)
         noise[name] = seed_noise(per_seed)
+        curves = [result.accuracies(name, i, "curve") for i in range(options.seeds)]
+        if any(math.isfinite(v) for curve in curves for v in curve):  # the training reported its checks
+            rows += setting_rows(f"{name} {CURVE}", curves, reference, options.top, seconds)
     free_names = list(result.candidates[0].free) if result.candidates else []
     free = {n: [c.free.get(n, math.nan) for c in result.candidates] for n in free_names}
     zero_seconds = sum(c.free_seconds for c in result.candidates) / max(1, len(result.candidates))
     rows += baseline_rows(free, reference, options.top, zero_seconds)
-    rows.append(compare(REFERENCE_NAME, REFERENCE_NAME, reference, reference, options.top,
-                        _mean_seconds(result, REFERENCE_NAME, 0)))
+    per_seed = [result.accuracies(REFERENCE_NAME, i) for i in range(options.reference_seeds)]
+    rows += reference_rows(per_seed, options.top, [_mean_seconds(result, REFERENCE_NAME, i)
+                                                   for i in range(options.reference_seeds)])
+    noise[REFERENCE_NAME] = seed_noise(per_seed)
     return rows, noise
+
+
+def curve_area(checks: list[list[float]]) -> float:
+    """The mean accuracy over a training's checks (0.25, 0.5, ... epochs): the area under its learning curve,
+    which also rewards a network for learning fast, not only for where it ended."""
+    return sum(acc for _, acc in checks) / len(checks)
 
 
 def _mean_seconds(result: AuditResult, training: str, seed_index: int) -> float | None:
@@ -238,7 +264,7 @@ def _row(candidate: Candidate, job: Job, stored: dict[str, Any] | None) -> dict[
     state = "missing" if not stored else ("failed" if stored.get("reason") else "ok")
     return {"candidate": candidate.index, "hash": candidate.genotype.hash(), "cost": candidate.cost,
             **candidate.free, "training": job.training, "seed_index": job.seed_index, "seed": job.config.seed,
-            "state": state, "accuracy": stored.get("accuracy"), "epochs": stored.get("epochs"),
+            "state": state, "accuracy": stored.get("accuracy"), "curve": stored.get("curve"), "epochs": stored.get("epochs"),
             "train_seconds": stored.get("train_seconds"), "wall_seconds": stored.get("wall_seconds"),
             "reason": stored.get("reason")}
 

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
+from nas.auditing.config import REFERENCE_NAME
 from predictors.zero_cost.scores import VOTE_DEFAULT, vote
 
 NAN = float("nan")
 VOTE = "zero-cost vote"
 BASELINE = "baseline"
+CURVE = "curve area"  # a setting's score from the mean accuracy over its checks, not the last one
 
 
 @dataclass
@@ -108,6 +110,20 @@ def setting_rows(name: str, per_seed: Sequence[Sequence[float]], reference: Sequ
                             total))
         noise = seed_noise(per_seed)
         rows.append(ScoreRow(f"{name}, seed vs seed (noise ceiling)", name, noise.ceiling, NAN, None, None, noise.n))
+    return rows
+
+
+def reference_rows(per_seed: Sequence[Sequence[float]], top: int, seconds: Sequence[float | None]) -> list[ScoreRow]:
+    """The reference: each seed against the others' mean (one seed: against itself), and with two seeds or
+    more its seed-to-seed tau, the ceiling no score can be expected to pass."""
+    if len(per_seed) == 1:
+        return [compare(REFERENCE_NAME, REFERENCE_NAME, per_seed[0], per_seed[0], top, seconds[0])]
+    rows = [compare(f"{REFERENCE_NAME}, seed {i} vs the other seeds", REFERENCE_NAME, acc,
+                    seed_mean([s for j, s in enumerate(per_seed) if j != i]), top, seconds[i])
+            for i, acc in enumerate(per_seed)]
+    noise = seed_noise(per_seed)
+    rows.append(ScoreRow(f"{REFERENCE_NAME}, seed vs seed (the ceiling)", REFERENCE_NAME, noise.ceiling, NAN, None, None,
+                         noise.n))
     return rows
 
 
