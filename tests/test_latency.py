@@ -229,6 +229,7 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     (["zoo:mobilenet_v3_small", "--width", "0"], "scaling.width"),
     (["fit", "missing.csv", "-o", "m.joblib"], "no such file"),
     (["zoo:mobilenet_v3_small", "--threads", "0"], "--threads: 0 must be >= 1"),
+    (["build-lut", "--networks", "0"], "--networks: 0 is not a positive number of networks"),
 ])
 def test_cli_bad_input_one_line(argv, message, capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -253,10 +254,11 @@ def test_cli_end_to_end(tmp_path, capsys) -> None:
     config = tmp_path / "search.yaml"
     config.write_text(TINY_YAML)
     fast = ["--threads", "1", "--warmup", "1", "--reps", "3"]
-    code, out, _ = run_cli(["latency", "build-lut", "--config", str(config), "--calibrate", "3", "--json", *fast],
-                           capsys)
+    code, out, _ = run_cli(["latency", "build-lut", "--config", str(config), "--networks", "4", "--calibrate", "3",
+                            "--json", *fast], capsys)
     built = json.loads(out)
     assert code == 0 and built["parts"] == built["missing"] == built["measured"] + built["shared"] > 0
+    assert built["networks"] == 4 and built["parts"] <= built["space_parts_in_table"] <= built["space_parts"]
     assert built["calibration_networks"] == 3 and built["memory_format"] == "channels_last"
     csv_path = tmp_path / "measured.csv"
     code, out, _ = run_cli(["latency", "validate", "--config", str(config), "--n", "8", "--seed", "1", "--lut",

@@ -9,15 +9,16 @@ from nas.auditing.config import AuditConfig
 from nas.commands.flags import add_flags, flag_name, flag_values
 from nas.config import SearchConfig
 
-AUDIT_KEYS = ("candidates", "seeds", "cost_low", "cost_high", "pool", "top", "zero_cost_batch")
+AUDIT_KEYS = ("candidates", "seeds", "reference_seeds", "cost_low", "cost_high", "pool", "top", "zero_cost_batch")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "audit", help="measure how well the proxy score ranks networks (Kendall tau vs a longer training)",
         description="Sample candidates from a search config's space, evenly spread over COST_LOW x T .. "
-                    "COST_HIGH x T, train each with every proxy setting (--setting) under --seeds seeds and once "
-                    "with a longer reference training (--reference), and rank every score against the reference: "
+                    "COST_HIGH x T, train each with every proxy setting (--setting) under --seeds seeds and "
+                    "with a longer reference training (--reference) under --reference-seeds seeds, and rank every "
+                    "score against the reference's mean: "
                     "Kendall tau, Spearman, the seed-to-seed tau (noise ceiling), the top-K overlap and seconds "
                     "per candidate; MACs, params and zero-cost scores as free baselines. Writes runs/NAME/: "
                     "audit.md, audit.csv, audit.png. Rerun with the same --name to continue (finished trainings "

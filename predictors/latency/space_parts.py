@@ -1,4 +1,4 @@
-"""Every distinct part a search space can produce: what ``nas latency build-lut`` profiles ahead of a search."""
+"""Every distinct part a search space can produce (``nas latency build-lut`` reports how many of them its table holds)."""
 
 from __future__ import annotations
 
