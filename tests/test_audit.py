@@ -41,9 +41,17 @@ def free_scores(genotype) -> dict[str, float]:
     return {"macs": c, "params": 1000 - c, "synflow": c, "jacob_cov": c, "snip": -c}
 
 
+class Epoch:
+    def __init__(self, train_loss: float) -> None:
+        self.train_loss = train_loss
+
+
 class Result:
-    def __init__(self, accuracy: float, seconds: float) -> None:
+    """A training result; its last epoch's loss falls with the accuracy except for candidate 0's (a fast start)."""
+
+    def __init__(self, accuracy: float, seconds: float, loss: float | None = None) -> None:
         self.accuracy, self.epochs_run, self.train_seconds, self.params = accuracy, 1, seconds, 10
+        self.history = [Epoch(1.0 - accuracy if loss is None else loss)]
 
 
 class Trainers:
@@ -64,7 +72,7 @@ class Trainers:
             if report is not None and config.seed < 100:  # checks at half and all of the epoch; the
                 report(0.5, accuracy - 0.1 * (i % 2))       # odd candidates learn slower: curve = acc - 0.05
                 report(1.0, accuracy)
-            return Result(accuracy, TRAIN_SECONDS[config.seed])
+            return Result(accuracy, TRAIN_SECONDS[config.seed], 0.1 if i == 0 else None)
 
         return train
 
@@ -150,6 +158,9 @@ def test_audit_table_matches_hand_computed_values(tmp_path):
     # the curve areas SEED0 - [0, .05, 0, .05, 0] = .70 .69 .72 .73 .76: one pair swapped against the reference
     assert rows["default curve area, seed 0"].tau == pytest.approx(0.8)
     assert result.accuracies("default", 0, "curve") == pytest.approx([0.70, 0.69, 0.72, 0.73, 0.76])
+    # training speed = -(1 - accuracy), but candidate 0's loss is 0.1: it ranks first where it is last
+    assert result.accuracies("default", 0, "speed") == pytest.approx([-0.1, -0.26, -0.28, -0.22, -0.24])
+    assert rows["default training speed, seed 0"].tau == pytest.approx(-0.2)  # C 4, D 6
     assert rows["macs"].tau == pytest.approx(1.0) and rows["params"].tau == pytest.approx(-1.0)
     assert rows["snip"].tau == pytest.approx(-1.0) and rows["zero-cost vote"].tau == pytest.approx(1.0)
     text = (folder / "audit.md").read_text()

@@ -39,6 +39,7 @@ from nas.auditing.progress import AuditProgress
 from nas.auditing.result import AuditResult, Job, Plan
 from nas.auditing.stats import (
     CURVE,
+    SPEED,
     ScoreRow,
     SeedNoise,
     baseline_rows,
@@ -207,7 +208,7 @@ def run_training(trainer: Trainer, candidate: Candidate, job: Job) -> dict[str, 
             raise NasError(f"accuracy is {result.accuracy}")
         record.update(accuracy=float(result.accuracy), epochs=int(result.epochs_run),
                       train_seconds=float(result.train_seconds), checks=checks,
-                      curve=curve_area(checks) if checks else None)
+                      curve=curve_area(checks) if checks else None, speed=training_speed(result))
     except Exception as err:  # one failed training is recorded; the audit goes on
         record["reason"] = failure_reason(err)
     record["wall_seconds"] = time.perf_counter() - start
@@ -232,9 +233,10 @@ def statistics(result: AuditResult) -> tuple[list[ScoreRow], dict[str, SeedNoise
         seconds = [_mean_seconds(result, name, i) for i in range(options.seeds)]
         rows += setting_rows(name, per_seed, reference, options.top, seconds)
         noise[name] = seed_noise(per_seed)
-        curves = [result.accuracies(name, i, "curve") for i in range(options.seeds)]
-        if any(math.isfinite(v) for curve in curves for v in curve):  # the training reported its checks
-            rows += setting_rows(f"{name} {CURVE}", curves, reference, options.top, seconds)
+        for score, label in (("curve", CURVE), ("speed", SPEED)):  # scores read from the same trainings
+            values = [result.accuracies(name, i, score) for i in range(options.seeds)]
+            if any(math.isfinite(v) for seed in values for v in seed):
+                rows += setting_rows(f"{name} {label}", values, reference, options.top, seconds)
     free_names = list(result.candidates[0].free) if result.candidates else []
     free = {n: [c.free.get(n, math.nan) for c in result.candidates] for n in free_names}
     zero_seconds = sum(c.free_seconds for c in result.candidates) / max(1, len(result.candidates))
@@ -252,6 +254,16 @@ def curve_area(checks: list[list[float]]) -> float:
     return sum(acc for _, acc in checks) / len(checks)
 
 
+def training_speed(result: Any) -> float | None:
+    """Minus the mean training loss over the last epoch (Ru et al.'s training-speed estimate, NeurIPS 2021:
+    a network whose loss falls fast ranks high); None when the trainer kept no history."""
+    history = getattr(result, "history", None)
+    if not history:
+        return None
+    loss = float(history[-1].train_loss)
+    return -loss if math.isfinite(loss) else None
+
+
 def _mean_seconds(result: AuditResult, training: str, seed_index: int) -> float | None:
     values = [r["train_seconds"] for r in result.records if r["training"] == training
               and r["seed_index"] == seed_index and r["train_seconds"] is not None]
@@ -264,7 +276,8 @@ def _row(candidate: Candidate, job: Job, stored: dict[str, Any] | None) -> dict[
     state = "missing" if not stored else ("failed" if stored.get("reason") else "ok")
     return {"candidate": candidate.index, "hash": candidate.genotype.hash(), "cost": candidate.cost,
             **candidate.free, "training": job.training, "seed_index": job.seed_index, "seed": job.config.seed,
-            "state": state, "accuracy": stored.get("accuracy"), "curve": stored.get("curve"), "epochs": stored.get("epochs"),
+            "state": state, "accuracy": stored.get("accuracy"), "curve": stored.get("curve"),
+            "speed": stored.get("speed"), "epochs": stored.get("epochs"),
             "train_seconds": stored.get("train_seconds"), "wall_seconds": stored.get("wall_seconds"),
             "reason": stored.get("reason")}
 

@@ -24,6 +24,7 @@ NAN = float("nan")
 VOTE = "zero-cost vote"
 BASELINE = "baseline"
 CURVE = "curve area"  # a setting's score from the mean accuracy over its checks, not the last one
+SPEED = "training speed"  # minus its mean training loss over the last epoch
 
 
 @dataclass
